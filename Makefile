@@ -1,0 +1,43 @@
+# The two commands of the README:
+#   make demo   runs the main job on the shipped default, in a light device venv (no torch)
+#   make test   installs everything (apt + pip) and runs lint and the whole test suite
+PYTHON ?= python3
+VENV := .venv
+DEVICE_VENV := .venv-device
+PY := $(VENV)/bin/python
+DEVICE_PY := $(DEVICE_VENV)/bin/python
+# torch is pinned: an unpinned torch pulls gigabytes of CUDA packages.
+TORCH := torch==2.13.0
+
+.PHONY: demo test lint bench-frontend demo-audio clean
+
+demo: $(DEVICE_VENV)/.installed
+	$(DEVICE_VENV)/bin/edge-audio features demo/digits.wav
+
+test: $(VENV)/.installed
+	PY=$(PY) scripts/run-tests.sh
+
+lint: $(VENV)/.installed
+	$(PY) -m ruff check . && $(PY) -m ruff format --check .
+
+bench-frontend: $(VENV)/.installed
+	$(PY) benchmarks/frontend.py
+
+# Re-synthesise demo/digits.wav and its truth CSV (needs espeak-ng).
+demo-audio: $(VENV)/.installed
+	$(PY) scripts/make_demo.py
+
+$(DEVICE_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(DEVICE_VENV)
+	$(DEVICE_PY) -m pip install -q -e '.[litert]'
+	touch $@
+
+$(VENV)/.installed: pyproject.toml scripts/install-system-packages.sh
+	scripts/install-system-packages.sh
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q -e '.[litert,onnx,mic,formats,train,dev]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) $(DEVICE_VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,187 @@
+"""The `edge-audio` command line: a thin layer over the library.
+
+Every EdgeAudioError becomes one line on stderr and exit code 2; a traceback
+means a bug in edge-audio, never bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .audio import load_audio
+from .datasets import LAYOUTS, scan
+from .errors import ConfigError, EdgeAudioError
+from .frontend import FrontendConfig, LogMel
+
+EXIT_BAD_INPUT = 2
+_SHADES = " .:-=+*#%@"
+
+
+def _frontend_config(args: argparse.Namespace) -> FrontendConfig:
+    if args.config:
+        try:
+            text = Path(args.config).read_text()
+        except OSError as exc:
+            raise ConfigError(
+                f"{args.config}: cannot read frontend config: {exc.strerror}"
+            ) from None
+        return FrontendConfig.from_json(text)
+    return FrontendConfig(sample_rate=args.sample_rate, n_mels=args.n_mels)
+
+
+def ascii_spectrogram(logmel: np.ndarray, width: int = 72, height: int = 12) -> str:
+    """A log-mel [frames, mels] drawn in characters: time runs right, pitch up."""
+    frames, mels = logmel.shape
+    if frames == 0:
+        return "(no frames)"
+    cols = np.array_split(np.arange(frames), min(width, frames))
+    rows = np.array_split(np.arange(mels), min(height, mels))
+    # Max over time keeps short sounds visible; mean over bands keeps rows smooth.
+    grid = np.array([[logmel[np.ix_(c, r)].mean(axis=1).max() for c in cols] for r in rows])
+    top = grid.max()
+    levels = np.clip((grid - (top - 60.0)) / 60.0, 0.0, 1.0)  # 60 dB of range
+    chars = np.array(list(_SHADES))[np.round(levels * (len(_SHADES) - 1)).astype(int)]
+    return "\n".join("|" + "".join(row) + "|" for row in chars[::-1])
+
+
+def cmd_features(args: argparse.Namespace) -> int:
+    config = _frontend_config(args)
+    samples, rate = load_audio(args.file, config.sample_rate, allow_silent=True)
+    logmel = LogMel(config)(samples)
+    if args.save:
+        np.save(args.save, logmel)
+    stats = {
+        "file": str(args.file),
+        "duration_s": round(samples.size / rate, 3),
+        "sample_rate": rate,
+        "frames": int(logmel.shape[0]),
+        "n_mels": int(logmel.shape[1]),
+        "min_db": round(float(logmel.min()), 2) if logmel.size else None,
+        "max_db": round(float(logmel.max()), 2) if logmel.size else None,
+        "mean_db": round(float(logmel.mean()), 2) if logmel.size else None,
+        "frontend": config.to_dict(),
+    }
+    if args.json:
+        print(json.dumps(stats))
+        return 0
+    print(
+        f"{args.file}: {stats['duration_s']} s at {rate} Hz -> "
+        f"{stats['frames']} frames x {stats['n_mels']} mel bands "
+        f"(hop {1000 * config.hop_length / rate:g} ms)"
+    )
+    if logmel.size:
+        print(
+            f"log-mel range {stats['min_db']} .. {stats['max_db']} dB, mean {stats['mean_db']} dB"
+        )
+        print(ascii_spectrogram(logmel))
+    if args.save:
+        print(f"saved {args.save}")
+    return 0
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    index = scan(args.data, args.layout, folds=args.folds)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "layout": index.layout,
+                    "root": str(index.root),
+                    "clips": len(index.records),
+                    "labels": {
+                        label: sum(r.label == label for r in index.records)
+                        for label in index.labels
+                    },
+                    "groups": index.groups,
+                    "background": [str(p) for p in index.background],
+                    "skipped": [{"file": str(s.path), "reason": s.reason} for s in index.skipped],
+                }
+            )
+        )
+    else:
+        print(index.summary())
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Forward to the desktop toolchain (`python -m export`), imported only here."""
+    try:
+        from export.cli import main as export_main
+    except ImportError as exc:
+        raise EdgeAudioError(
+            f"the export toolchain is not installed ({exc.name or exc}): "
+            "pip install 'edge-audio[train]'"
+        ) from None
+    return export_main(args.rest)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edge-audio",
+        description="Sound classification on Raspberry Pi-class boards: features, "
+        "datasets, and (with the train extra) the desktop toolchain.",
+        epilog="Run 'edge-audio COMMAND --help' for a command's options and examples.",
+    )
+    parser.add_argument("--version", action="version", version=f"edge-audio {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "features",
+        help="compute the log-mel features of an audio file",
+        description="Compute log-mel features with the device frontend and draw them.",
+        epilog="example: edge-audio features demo/digits.wav --n-mels 40",
+    )
+    p.add_argument("file", type=Path, help="audio file (WAV; FLAC/OGG/MP3 with soundfile)")
+    p.add_argument("--config", help="frontend config JSON (e.g. from a model bundle)")
+    p.add_argument("--sample-rate", type=int, default=16000, help="model rate (default 16000)")
+    p.add_argument("--n-mels", type=int, default=40, help="mel bands (default 40)")
+    p.add_argument("--save", type=Path, help="also save the [frames, mels] array as .npy")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_features)
+
+    p = sub.add_parser(
+        "scan",
+        help="index a dataset folder and list its classes and bad files",
+        description="Index a labelled dataset the way training will see it: classes, "
+        "groups (speakers, folds, recordings that must not be split), skipped files.",
+        epilog="example: edge-audio scan --data ../shared/data/fsdd --layout fsdd",
+    )
+    p.add_argument("--data", type=Path, required=True, help="dataset folder")
+    p.add_argument("--layout", choices=LAYOUTS, required=True, help="how the folder is organised")
+    p.add_argument("--folds", type=int, nargs="+", help="esc50 only: folds to include")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_scan)
+
+    p = sub.add_parser(
+        "export",
+        help="desktop toolchain: train, quantize (same as python -m export)",
+        description="Forward to the desktop toolchain; needs the train extra.",
+        add_help=False,
+    )
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_export)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except EdgeAudioError as exc:
+        print(f"edge-audio: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # e.g. piped into `head`
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

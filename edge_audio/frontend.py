@@ -1,0 +1,258 @@
+"""The log-mel frontend: one implementation for training and the device.
+
+Frames are causal: frame t covers samples [t*hop, t*hop + win_length), windowed
+and zero-padded to n_fft. A frame is therefore complete as soon as its last
+sample arrives, which is what a streaming device needs (no centring, no look-ahead).
+The power spectrum of a zero-padded frame equals that of librosa's centred-window
+frame shifted by (n_fft - win_length) // 2 samples, which the parity test uses.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+import scipy.fft
+
+from .errors import ConfigError
+
+MEL_SCALES = ("htk", "slaney")
+MEL_NORMS = ("slaney", "none")
+WINDOWS = ("hann", "hamming")
+
+
+@dataclass(frozen=True)
+class FrontendConfig:
+    """Everything that decides the features. It travels inside every bundle."""
+
+    sample_rate: int = 16000
+    n_fft: int = 512
+    win_length: int = 400  # 25 ms at 16 kHz
+    hop_length: int = 160  # 10 ms at 16 kHz
+    n_mels: int = 40
+    fmin: float = 20.0
+    fmax: float | None = None  # None: half the sample rate
+    mel_scale: str = "slaney"  # "slaney" (linear below 1 kHz, log above) or "htk"
+    mel_norm: str = "slaney"  # "slaney": each filter has unit area; "none": unit peak
+    window: str = "hann"
+    log_floor: float = 1e-10  # power floor before 10*log10: the output never goes below -100 dB
+
+    def __post_init__(self) -> None:
+        def need(ok: bool, message: str) -> None:
+            if not ok:
+                raise ConfigError(f"frontend config: {message}")
+
+        need(
+            isinstance(self.sample_rate, int) and self.sample_rate > 0,
+            f"sample_rate must be a positive integer, got {self.sample_rate!r}",
+        )
+        need(
+            self.n_fft > 0 and self.win_length > 0 and self.hop_length > 0,
+            "n_fft, win_length and hop_length must be positive",
+        )
+        need(
+            self.win_length <= self.n_fft,
+            f"win_length {self.win_length} is longer than n_fft {self.n_fft}",
+        )
+        need(self.n_mels > 0, f"n_mels must be positive, got {self.n_mels}")
+        need(
+            0 <= self.fmin < self.top_frequency,
+            f"need 0 <= fmin < fmax, got fmin={self.fmin}, fmax={self.top_frequency}",
+        )
+        need(
+            self.top_frequency <= self.sample_rate / 2,
+            f"fmax {self.fmax} is above the Nyquist frequency {self.sample_rate / 2}",
+        )
+        need(self.mel_scale in MEL_SCALES, f"mel_scale must be one of {MEL_SCALES}")
+        need(self.mel_norm in MEL_NORMS, f"mel_norm must be one of {MEL_NORMS}")
+        need(self.window in WINDOWS, f"window must be one of {WINDOWS}")
+        need(self.log_floor > 0, f"log_floor must be positive, got {self.log_floor}")
+
+    @property
+    def top_frequency(self) -> float:
+        return float(self.fmax) if self.fmax is not None else self.sample_rate / 2
+
+    @property
+    def n_bins(self) -> int:
+        return self.n_fft // 2 + 1
+
+    def n_frames(self, n_samples: int) -> int:
+        """How many complete frames `n_samples` samples give."""
+        if n_samples < self.win_length:
+            return 0
+        return 1 + (n_samples - self.win_length) // self.hop_length
+
+    def n_samples(self, n_frames: int) -> int:
+        """The fewest samples that give `n_frames` frames."""
+        return 0 if n_frames <= 0 else self.win_length + (n_frames - 1) * self.hop_length
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FrontendConfig:
+        if not isinstance(data, dict):
+            raise ConfigError(f"frontend config must be a JSON object, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"frontend config: unknown keys {unknown} (known: {sorted(known)})")
+        try:
+            return cls(**data)
+        except TypeError as exc:  # e.g. a string where a number belongs
+            raise ConfigError(f"frontend config: {exc}") from None
+
+    @classmethod
+    def from_json(cls, text: str) -> FrontendConfig:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"frontend config is not valid JSON: {exc}") from None
+        return cls.from_dict(data)
+
+
+# --- mel scale ---------------------------------------------------------------
+
+_SLANEY_F_SP = 200.0 / 3  # Hz per mel in the linear part
+_SLANEY_MIN_LOG_HZ = 1000.0
+_SLANEY_MIN_LOG_MEL = _SLANEY_MIN_LOG_HZ / _SLANEY_F_SP
+_SLANEY_LOGSTEP = np.log(6.4) / 27.0
+
+
+def hz_to_mel(hz: np.ndarray | float, scale: str = "slaney") -> np.ndarray:
+    hz = np.asarray(hz, dtype=np.float64)
+    if scale == "htk":
+        return 2595.0 * np.log10(1.0 + hz / 700.0)
+    linear = hz / _SLANEY_F_SP
+    log = _SLANEY_MIN_LOG_MEL + np.log(np.maximum(hz, 1e-10) / _SLANEY_MIN_LOG_HZ) / _SLANEY_LOGSTEP
+    return np.where(hz >= _SLANEY_MIN_LOG_HZ, log, linear)
+
+
+def mel_to_hz(mel: np.ndarray | float, scale: str = "slaney") -> np.ndarray:
+    mel = np.asarray(mel, dtype=np.float64)
+    if scale == "htk":
+        return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
+    linear = mel * _SLANEY_F_SP
+    log = _SLANEY_MIN_LOG_HZ * np.exp(_SLANEY_LOGSTEP * (mel - _SLANEY_MIN_LOG_MEL))
+    return np.where(mel >= _SLANEY_MIN_LOG_MEL, log, linear)
+
+
+def mel_filterbank(config: FrontendConfig) -> np.ndarray:
+    """Triangular filters [n_mels, n_bins], equally spaced on the mel scale."""
+    bin_hz = np.linspace(0.0, config.sample_rate / 2, config.n_bins)
+    edges_mel = np.linspace(
+        hz_to_mel(config.fmin, config.mel_scale),
+        hz_to_mel(config.top_frequency, config.mel_scale),
+        config.n_mels + 2,
+    )
+    edges_hz = mel_to_hz(edges_mel, config.mel_scale)
+    widths = np.diff(edges_hz)
+    distance = edges_hz[:, None] - bin_hz[None, :]
+    rising = -distance[:-2] / widths[:-1, None]
+    falling = distance[2:] / widths[1:, None]
+    weights = np.maximum(0.0, np.minimum(rising, falling))
+    if config.mel_norm == "slaney":
+        weights *= (2.0 / (edges_hz[2:] - edges_hz[:-2]))[:, None]
+    return weights
+
+
+def _window(config: FrontendConfig) -> np.ndarray:
+    from scipy.signal import get_window  # periodic window, as spectral analysis wants
+
+    return get_window(config.window, config.win_length, fftbins=True)
+
+
+# --- batch and streaming log-mel -----------------------------------------------
+
+
+class LogMel:
+    """Batch log-mel: samples -> float32 [frames, n_mels] in dB (10*log10 power)."""
+
+    def __init__(self, config: FrontendConfig | None = None) -> None:
+        self.config = config or FrontendConfig()
+        self._window = _window(self.config).astype(np.float32)
+        self._filters_t = np.ascontiguousarray(mel_filterbank(self.config).T, dtype=np.float32)
+        self._floor = np.float32(self.config.log_floor)
+
+    def __call__(self, samples: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(samples, dtype=np.float32)
+        if x.ndim != 1:
+            raise ValueError(f"expected mono samples [n], got shape {x.shape}")
+        return self._frames_to_logmel(self._frame(x))
+
+    def _frame(self, x: np.ndarray) -> np.ndarray:
+        cfg = self.config
+        n = cfg.n_frames(x.size)
+        stride = x.strides[0]
+        return np.lib.stride_tricks.as_strided(
+            x, shape=(n, cfg.win_length), strides=(cfg.hop_length * stride, stride), writeable=False
+        )
+
+    def _frames_to_logmel(self, frames: np.ndarray) -> np.ndarray:
+        if frames.shape[0] == 0:
+            return np.empty((0, self.config.n_mels), dtype=np.float32)
+        spectrum = scipy.fft.rfft(frames * self._window, n=self.config.n_fft, axis=-1)
+        power = spectrum.real**2
+        power += spectrum.imag**2
+        mel = power @ self._filters_t
+        np.maximum(mel, self._floor, out=mel)
+        np.log10(mel, out=mel)
+        mel *= np.float32(10.0)
+        return mel
+
+    def stream(self) -> StreamingLogMel:
+        return StreamingLogMel(self)
+
+
+class StreamingLogMel:
+    """Takes chunks of any size and returns only the frames they complete.
+
+    It keeps fewer than win_length unconsumed samples between calls, so each
+    frame is computed exactly once: the work per hop is one windowed FFT and one
+    filterbank product, independent of how long the stream has run. The output
+    of all calls, concatenated, equals LogMel on the whole signal.
+    """
+
+    def __init__(self, logmel: LogMel | FrontendConfig | None = None) -> None:
+        self._logmel = logmel if isinstance(logmel, LogMel) else LogMel(logmel)
+        self.config = self._logmel.config
+        self._pending = np.empty(0, dtype=np.float32)
+        self.frames_emitted = 0
+        self.samples_seen = 0
+
+    def push(self, chunk: np.ndarray) -> np.ndarray:
+        """Feed samples; get the newly completed frames [k, n_mels] (k may be 0)."""
+        chunk = np.asarray(chunk, dtype=np.float32).reshape(-1)
+        self.samples_seen += chunk.size
+        x = np.concatenate((self._pending, chunk)) if self._pending.size else chunk
+        n = self.config.n_frames(x.size)
+        if n == 0:
+            self._pending = x.copy() if x is chunk else x
+            return np.empty((0, self.config.n_mels), dtype=np.float32)
+        frames = self._logmel._frames_to_logmel(self._logmel._frame(np.ascontiguousarray(x)))
+        self._pending = x[n * self.config.hop_length :].copy()  # < win_length samples
+        self.frames_emitted += n
+        return frames
+
+    def reset(self) -> None:
+        self._pending = np.empty(0, dtype=np.float32)
+        self.frames_emitted = 0
+        self.samples_seen = 0
+
+
+def log_mel(samples: np.ndarray, config: FrontendConfig | None = None) -> np.ndarray:
+    """One-off batch log-mel; build a LogMel once to reuse it on many clips."""
+    return LogMel(config)(samples)
+
+
+def mfcc(logmel_db: np.ndarray, n_mfcc: int = 13) -> np.ndarray:
+    """MFCCs: orthonormal DCT-II over the mel axis of a log-mel [frames, n_mels]."""
+    if not 0 < n_mfcc <= logmel_db.shape[-1]:
+        raise ConfigError(f"n_mfcc must be in 1..{logmel_db.shape[-1]}, got {n_mfcc}")
+    coeffs = scipy.fft.dct(logmel_db, type=2, norm="ortho", axis=-1)[..., :n_mfcc]
+    return coeffs.astype(np.float32, copy=False)

@@ -1,0 +1,38 @@
+"""`python -m export` / `edge-audio export`: the desktop toolchain's commands.
+
+Each command lives in its own module and imports torch and friends only when it
+runs, so `--help` works without the train extra."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from edge_audio.errors import EdgeAudioError
+
+COMMANDS: dict[str, str] = {}  # name -> module providing add_parser(sub) and run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m export",
+        description="The edge-audio desktop toolchain (needs: pip install 'edge-audio[train]').",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    import importlib
+
+    for name, module in COMMANDS.items():
+        importlib.import_module(module).add_parser(sub, name)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except EdgeAudioError as exc:
+        print(f"edge-audio export: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,1 @@
+"""Simulation of Raspberry Pi-class boards running the edge_audio device loop."""

@@ -1,0 +1,209 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edge_audio.errors import ConfigError
+from edge_audio.frontend import (
+    FrontendConfig,
+    LogMel,
+    StreamingLogMel,
+    hz_to_mel,
+    log_mel,
+    mel_filterbank,
+    mel_to_hz,
+    mfcc,
+)
+
+librosa = pytest.importorskip("librosa")
+
+
+def speechlike(seconds: float = 2.0, rate: int = 16000, seed: int = 0) -> np.ndarray:
+    """Harmonics with a moving pitch, noise bursts and a quiet gap: a broad test signal."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    pitch = 140 + 40 * np.sin(2 * np.pi * 0.7 * t)
+    phase = 2 * np.pi * np.cumsum(pitch) / rate
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 12)) * 0.2
+    noise = rng.standard_normal(t.size) * 0.05 * (np.sin(2 * np.pi * 1.3 * t) > 0.3)
+    x = voiced + noise + 0.001 * rng.standard_normal(t.size)
+    return x.astype(np.float32)
+
+
+def librosa_logmel(x: np.ndarray, cfg: FrontendConfig) -> np.ndarray:
+    """librosa reference with the same parameters. librosa centres the window in the
+    n_fft frame, so shift the signal by the left pad to get the same frames."""
+    lpad = (cfg.n_fft - cfg.win_length) // 2
+    padded = np.concatenate([np.zeros(lpad, np.float32), x, np.zeros(cfg.n_fft, np.float32)])
+    power = librosa.feature.melspectrogram(
+        y=padded,
+        sr=cfg.sample_rate,
+        n_fft=cfg.n_fft,
+        hop_length=cfg.hop_length,
+        win_length=cfg.win_length,
+        window=cfg.window,
+        center=False,
+        power=2.0,
+        n_mels=cfg.n_mels,
+        fmin=cfg.fmin,
+        fmax=cfg.top_frequency,
+        htk=cfg.mel_scale == "htk",
+        norm="slaney" if cfg.mel_norm == "slaney" else None,
+    )
+    return power.T, librosa.power_to_db(power, ref=1.0, amin=cfg.log_floor, top_db=None).T
+
+
+@pytest.mark.parametrize("scale", ["slaney", "htk"])
+@pytest.mark.parametrize("norm", ["slaney", "none"])
+def test_matches_librosa_within_a_hundredth_of_a_db(scale, norm):
+    cfg = FrontendConfig(mel_scale=scale, mel_norm=norm)
+    x = speechlike()
+    ours = LogMel(cfg)(x)
+    power, ref = librosa_logmel(x, cfg)
+    ref, power = ref[: ours.shape[0]], power[: ours.shape[0]]
+    assert ours.shape == (cfg.n_frames(x.size), cfg.n_mels) == ref.shape
+    above_floor = power > cfg.log_floor
+    assert above_floor.mean() > 0.95
+    assert np.abs(ours - ref)[above_floor].max() <= 0.01
+
+
+@pytest.mark.parametrize("scale", ["slaney", "htk"])
+def test_filterbank_matches_librosa(scale):
+    cfg = FrontendConfig(n_mels=64, fmin=50, fmax=7600, mel_scale=scale)
+    ref = librosa.filters.mel(
+        sr=16000, n_fft=512, n_mels=64, fmin=50, fmax=7600, htk=scale == "htk", norm="slaney"
+    )
+    np.testing.assert_allclose(mel_filterbank(cfg), ref, rtol=1e-5, atol=1e-9)
+
+
+def test_mel_scale_round_trips():
+    hz = np.array([0.0, 100.0, 999.0, 1000.0, 4000.0, 8000.0])
+    for scale in ("slaney", "htk"):
+        np.testing.assert_allclose(mel_to_hz(hz_to_mel(hz, scale), scale), hz, atol=1e-6)
+
+
+def test_mfcc_matches_librosa_dct():
+    logmel = LogMel()(speechlike())
+    ref = librosa.feature.mfcc(S=logmel.T, n_mfcc=13).T
+    np.testing.assert_allclose(mfcc(logmel, 13), ref, rtol=1e-4, atol=1e-3)
+
+
+def test_mfcc_rejects_more_coefficients_than_bands():
+    with pytest.raises(ConfigError, match="n_mfcc"):
+        mfcc(np.zeros((5, 40), np.float32), 41)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(min_value=0, max_value=6000),
+    sizes=st.lists(st.integers(min_value=1, max_value=2500), min_size=1, max_size=40),
+    seed=st.integers(min_value=0, max_value=2**16),
+)
+def test_streaming_equals_batch_for_any_chunking(n, sizes, seed):
+    x = np.random.default_rng(seed).uniform(-1, 1, n).astype(np.float32)
+    stream = StreamingLogMel()
+    parts, start, i = [], 0, 0
+    while start < n:
+        size = sizes[i % len(sizes)]
+        parts.append(stream.push(x[start : start + size]))
+        start, i = start + size, i + 1
+    out = np.concatenate(parts) if parts else np.empty((0, 40), np.float32)
+    batch = log_mel(x)
+    assert out.shape == batch.shape
+    if batch.size:
+        assert np.abs(out - batch).max() <= 1e-5
+    assert stream.frames_emitted == batch.shape[0] and stream.samples_seen == n
+
+
+def test_streaming_one_sample_at_a_time():
+    x = speechlike(0.1)
+    stream = StreamingLogMel(FrontendConfig())
+    out = np.concatenate([stream.push(x[i : i + 1]) for i in range(x.size)])
+    np.testing.assert_allclose(out, log_mel(x), atol=1e-5)
+
+
+def test_streaming_keeps_less_than_a_window_between_calls():
+    stream = StreamingLogMel()
+    for _ in range(50):
+        stream.push(np.ones(1234, np.float32) * 0.1)
+        assert stream._pending.size < stream.config.win_length
+
+
+def test_streaming_reset_starts_over():
+    x = speechlike(0.5)
+    stream = StreamingLogMel()
+    first = stream.push(x)
+    stream.reset()
+    np.testing.assert_array_equal(stream.push(x), first)
+
+
+def test_short_input_gives_zero_frames():
+    assert log_mel(np.zeros(399, np.float32)).shape == (0, 40)
+    assert log_mel(np.zeros(400, np.float32)).shape == (1, 40)
+
+
+def test_silence_sits_at_the_log_floor():
+    assert np.all(log_mel(np.zeros(1600, np.float32)) == pytest.approx(-100.0))
+
+
+def test_rejects_multichannel_input():
+    with pytest.raises(ValueError, match="mono"):
+        log_mel(np.zeros((100, 2), np.float32))
+
+
+def test_frame_counts():
+    cfg = FrontendConfig()
+    assert cfg.n_frames(16000) == 98
+    assert cfg.n_samples(98) == 15920 and cfg.n_frames(cfg.n_samples(98)) == 98
+    assert cfg.n_samples(0) == 0
+
+
+def test_config_round_trips_through_json():
+    cfg = FrontendConfig(
+        sample_rate=22050,
+        n_fft=1024,
+        win_length=1024,
+        hop_length=256,
+        n_mels=64,
+        fmin=0.0,
+        fmax=11025.0,
+        mel_scale="htk",
+        mel_norm="none",
+    )
+    text = cfg.to_json()
+    assert json.loads(text)["mel_scale"] == "htk"
+    assert FrontendConfig.from_json(text) == cfg
+    assert FrontendConfig.from_dict(FrontendConfig().to_dict()) == FrontendConfig()
+
+
+@pytest.mark.parametrize(
+    "changes, fragment",
+    [
+        ({"win_length": 1024}, "longer than n_fft"),
+        ({"n_mels": 0}, "n_mels"),
+        ({"fmax": 9000.0}, "Nyquist"),
+        ({"fmin": 9000.0, "fmax": 8000.0}, "fmin < fmax"),
+        ({"mel_scale": "bark"}, "mel_scale"),
+        ({"mel_norm": "l2"}, "mel_norm"),
+        ({"window": "kaiser"}, "window"),
+        ({"log_floor": 0.0}, "log_floor"),
+        ({"sample_rate": 0}, "sample_rate"),
+        ({"hop_length": 0}, "positive"),
+    ],
+)
+def test_bad_config_values_are_clear_errors(changes, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        FrontendConfig(**changes)
+
+
+def test_bad_config_documents_are_clear_errors():
+    with pytest.raises(ConfigError, match="unknown keys"):
+        FrontendConfig.from_dict({"n_mel": 40})
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        FrontendConfig.from_json("{n_mels: 40")
+    with pytest.raises(ConfigError, match="JSON object"):
+        FrontendConfig.from_json("[1, 2]")
