@@ -11,7 +11,9 @@ from collections.abc import Sequence
 
 from edge_audio.errors import EdgeAudioError
 
-COMMANDS: dict[str, str] = {}  # name -> module providing add_parser(sub) and run(args)
+COMMANDS: dict[str, str] = {
+    "train": "export.train"
+}  # name -> module providing add_parser(sub) and run(args)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -31,6 +31,17 @@ class Voice:
         return f"{self.accent}+{self.variant}@{self.speed}/{self.pitch}"
 
 
+# The demo recording's voices. Training never uses these accent+variant pairs,
+# so the demo is scored on voices the model has not heard.
+DEMO_VOICES = (
+    Voice("en-us", "m3", 150, 45),
+    Voice("en-gb", "f2", 140, 60),
+    Voice("en-029", "m6", 160, 40),
+    Voice("en-gb-scotland", "f4", 135, 55),
+)
+DEMO_VOICE_KEYS = frozenset(f"{v.accent}+{v.variant}" for v in DEMO_VOICES)
+
+
 def have_espeak() -> bool:
     return shutil.which("espeak-ng") is not None
 
@@ -82,3 +93,52 @@ def voices(rng: np.random.Generator, count: int, exclude: set[str] = frozenset()
         if key not in exclude and key not in chosen:
             chosen[key] = voice
     return list(chosen.values())
+
+
+# Words that are not digits: the background class's "speech, but not a keyword".
+NON_TARGET_WORDS = (
+    "hello",
+    "yes",
+    "stop",
+    "go",
+    "house",
+    "water",
+    "cat",
+    "left",
+    "right",
+    "off",
+    "up",
+    "down",
+    "bed",
+    "bird",
+    "happy",
+    "tree",
+    "wow",
+    "marvin",
+    "sheila",
+    "dog",
+    "learn",
+    "follow",
+    "forward",
+    "backward",
+    "visual",
+    "okay",
+    "the",
+    "and",
+    "what",
+    "morning",
+)
+
+
+def speak_cached(text: str, voice: Voice, sample_rate: int, cache_dir: Path) -> np.ndarray:
+    """speak(), remembered on disk: espeak-ng is the slow part of a second run."""
+    import hashlib
+
+    key = hashlib.sha1(f"{text}|{voice.name}|{sample_rate}".encode()).hexdigest()
+    path = cache_dir / "speech" / f"{key}.npy"
+    if path.exists():
+        return np.load(path)
+    samples = speak(text, voice, sample_rate)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, samples)
+    return samples

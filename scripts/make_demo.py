@@ -3,8 +3,8 @@ and background noise, and its truth CSV (start,end,label in seconds).
 
     python scripts/make_demo.py [--out demo/digits.wav]
 
-The voices used here are listed in DEMO_VOICES; training excludes them, so the
-demo is never scored on a voice the model was trained on."""
+The voices are export.synth.DEMO_VOICES; training excludes them, so the demo is
+never scored on a voice the model was trained on."""
 
 from __future__ import annotations
 
@@ -15,15 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from edge_audio.audio import write_wav
-from export.synth import DIGIT_WORDS, Voice, speak
+from export.synth import DEMO_VOICES, DIGIT_WORDS, speak
 
 RATE = 16000
-DEMO_VOICES = (
-    Voice("en-us", "m3", 150, 45),
-    Voice("en-gb", "f2", 140, 60),
-    Voice("en-029", "m6", 160, 40),
-    Voice("en-gb-scotland", "f4", 135, 55),
-)
 SEQUENCE = (3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 0, 2)  # every digit appears
 
 

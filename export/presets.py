@@ -1,0 +1,60 @@
+"""Per-layout defaults: frontend, model window, background class, model size.
+
+They are starting points the CLI can override, chosen for the data each layout
+usually holds (8 kHz spoken digits, 5 s environmental clips, 15-30 s music)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from edge_audio.frontend import FrontendConfig
+
+from .augment import AugmentConfig
+
+
+@dataclass(frozen=True)
+class Preset:
+    frontend: FrontendConfig
+    window_s: float  # model window
+    mode: str  # "keyword": one centred window per clip; "segments": windows every hop_s
+    hop_s: float
+    model: str
+    size: str
+    background: bool  # add a _background_ class ("nothing here") for continuous use
+    synth_speakers: int  # espeak-ng voices added as training-only speakers
+    epochs: int
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    mixup: float = 0.0
+
+
+# FSDD is recorded at 8 kHz: a 4 kHz band is all it has, so the model listens to
+# that band only and a 16/48 kHz microphone is resampled down to match.
+NARROWBAND = FrontendConfig(
+    sample_rate=8000, n_fft=256, win_length=200, hop_length=80, n_mels=40, fmin=20.0, fmax=4000.0
+)
+WIDEBAND = FrontendConfig(
+    sample_rate=16000, n_fft=512, win_length=400, hop_length=160, n_mels=40, fmin=20.0, fmax=8000.0
+)
+WIDEBAND_64 = FrontendConfig(
+    sample_rate=16000, n_fft=512, win_length=400, hop_length=320, n_mels=64, fmin=20.0, fmax=8000.0
+)
+
+PRESETS = {
+    "fsdd": Preset(NARROWBAND, 1.0, "keyword", 0.25, "dscnn", "small", True, 32, 40),
+    "speech-commands": Preset(WIDEBAND, 1.0, "keyword", 0.25, "dscnn", "small", True, 0, 30),
+    "esc50": Preset(
+        WIDEBAND_64,
+        2.5,
+        "segments",
+        1.25,
+        "vgg",
+        "medium",
+        False,
+        0,
+        40,
+        AugmentConfig(speed=0.1, vtlp=0.05, time_mask_frames=12, freq_mask_bands=8),
+        mixup=0.3,
+    ),
+    "folder": Preset(WIDEBAND, 1.0, "segments", 0.5, "dscnn", "small", False, 0, 20),
+    "gtzan": Preset(WIDEBAND_64, 3.0, "segments", 1.5, "vgg", "medium", False, 0, 30, mixup=0.2),
+}
