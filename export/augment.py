@@ -24,6 +24,8 @@ class AugmentConfig:
     noise_prob: float = 0.8
     speed: float = 0.15  # time stretch by a factor in [1 - speed, 1 + speed]
     vtlp: float = 0.1  # mel-axis warp in [1 - vtlp, 1 + vtlp]
+    eq_db: float = 10.0  # random spectral tilt across the mel bands, up to +-eq_db
+    lowpass_prob: float = 0.3  # chance of a roll-off above a random band (weak consonants)
     time_masks: int = 2
     time_mask_frames: int = 10
     freq_masks: int = 2
@@ -41,6 +43,8 @@ class AugmentConfig:
             noise=False,
             speed=0.0,
             vtlp=0.0,
+            eq_db=0.0,
+            lowpass_prob=0.0,
             time_masks=0,
             freq_masks=0,
             mixup=0.0,
@@ -67,6 +71,24 @@ def add_noise_db(x: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
     return 10 * np.log10(np.maximum(px + scale * pn, 1e-10))
 
 
+def channel_curve(mels: int, config: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    """A random microphone/channel response in dB per mel band: a tilt and a
+    gentle bump, sometimes a roll-off above a random band. Another microphone,
+    or a speaker whose consonants are weak, looks like this to the model."""
+    position = np.linspace(-0.5, 0.5, mels)
+    curve = rng.uniform(-config.eq_db, config.eq_db) * position
+    curve += (
+        rng.uniform(-config.eq_db, config.eq_db)
+        / 2
+        * np.cos(np.pi * (position * rng.uniform(1, 3) + rng.uniform(0, 2)))
+    )
+    if rng.random() < config.lowpass_prob:
+        cutoff = rng.uniform(0.5, 0.9) * mels
+        slope = rng.uniform(1.0, 4.0)  # dB per band
+        curve -= np.maximum(np.arange(mels) - cutoff, 0) * slope
+    return curve.astype(np.float32)
+
+
 def augment_batch(
     batch: np.ndarray,
     config: AugmentConfig,
@@ -82,6 +104,8 @@ def augment_batch(
             x = _resample_axis(x, rng.uniform(1 - config.speed, 1 + config.speed), 0)
         if config.vtlp:
             x = _resample_axis(x, rng.uniform(1 - config.vtlp, 1 + config.vtlp), 1)
+        if config.eq_db or config.lowpass_prob:
+            x = np.maximum(x + channel_curve(mels, config, rng)[None, :], FLOOR_DB)
         if config.gain_db:
             x = np.maximum(x + rng.uniform(-config.gain_db, config.gain_db), FLOOR_DB)
         if config.noise and noise_bank and rng.random() < config.noise_prob:

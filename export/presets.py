@@ -11,6 +11,25 @@ from edge_audio.frontend import FrontendConfig
 
 from .augment import AugmentConfig
 
+# Size presets of the model zoo (export/zoo.py), kept here so that `--help`
+# and argument checks work without importing torch.
+SIZES = {
+    "dscnn": {
+        "small": {"width": 64, "depth": 4},
+        "medium": {"width": 96, "depth": 4},
+        "large": {"width": 172, "depth": 5},
+    },
+    "bcresnet": {"small": {"width": 16}, "medium": {"width": 32}, "large": {"width": 48}},
+    "cnn": {"small": {"width": 16}, "medium": {"width": 32}, "large": {"width": 48}},
+    "vgg": {
+        "tiny": {"stages": ((16, 1), (32, 1), (48, 1), (64, 1))},
+        "small": {"stages": ((16, 1), (32, 1), (64, 1), (128, 1))},
+        "medium": {"stages": ((16, 2), (32, 2), (64, 2), (128, 1))},
+        "large": {"stages": ((24, 2), (48, 2), (96, 2), (160, 1))},
+    },
+}
+MODELS = tuple(SIZES)
+
 
 @dataclass(frozen=True)
 class Preset:

@@ -234,6 +234,7 @@ class TrainSettings:
     mixup: float
     dynamic_range: float | None
     threads: int
+    refit: bool = False
 
 
 @dataclass
@@ -248,6 +249,26 @@ class FoldResult:
     seconds: float
 
 
+def window_probabilities(
+    model,
+    clips: ClipSet,
+    windows: np.ndarray,
+    plan: WindowPlan,
+    batch_size: int = 256,
+) -> np.ndarray:
+    """Probabilities of each window on its own [len(windows), classes]."""
+    import torch
+
+    probs = []
+    model.eval()
+    with torch.no_grad():
+        for i in range(0, len(windows), batch_size):
+            batch = make_batch(clips, windows[i : i + batch_size], plan)
+            logits = model(torch.from_numpy(batch[:, None]))
+            probs.append(torch.softmax(logits, dim=1).numpy())
+    return np.concatenate(probs) if probs else np.zeros((0, len(clips.labels)))
+
+
 def clip_probabilities(
     model,
     clips: ClipSet,
@@ -256,17 +277,8 @@ def clip_probabilities(
     batch_size: int = 256,
 ) -> np.ndarray:
     """Mean window probabilities per clip [len(members), classes]."""
-    import torch
-
     windows = index_windows(clips, members, plan)
-    probs = []
-    model.eval()
-    with torch.no_grad():
-        for i in range(0, len(windows), batch_size):
-            batch = make_batch(clips, windows[i : i + batch_size], plan)
-            logits = model(torch.from_numpy(batch[:, None]))
-            probs.append(torch.softmax(logits, dim=1).numpy())
-    window_probs = np.concatenate(probs) if probs else np.zeros((0, len(clips.labels)))
+    window_probs = window_probabilities(model, clips, windows, plan, batch_size)
     out = np.zeros((len(members), len(clips.labels)))
     counts = np.zeros(len(members))
     position = {clip: row for row, clip in enumerate(members)}
@@ -379,7 +391,9 @@ def fit(
                 "lr": scheduler.get_last_lr()[0],
             }
             history.append(row)
-            improved = (val_acc, -val_loss) > (best[0], -best[1])
+            # Without validation (a refit), the latest epoch is the one kept.
+            no_validation = len(val_windows) == 0
+            improved = no_validation or (val_acc, -val_loss) > (best[0], -best[1])
             if improved:
                 best, best_epoch, stale = (val_acc, val_loss), epoch, 0
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -516,14 +530,37 @@ def run_fold(
     model, history, best_epoch, interrupted = fit(
         combined, split, plan, settings, bank, log, fold.name
     )
+    validation_metrics = evaluate_clips(model, combined, split.validation, plan)
+    if settings.refit and not interrupted and best_epoch > 0:
+        # Early stopping chose the epoch count; now train on train + validation for
+        # that long, so the final model has heard every group but the test one.
+        log(f"fold {fold.name}: refitting on train + validation for {best_epoch} epochs")
+        merged = replace(split, train=split.train + split.validation, validation=[])
+        model, _, _, interrupted = fit(
+            combined,
+            merged,
+            plan,
+            replace(settings, epochs=best_epoch),
+            bank,
+            log,
+            f"{fold.name} refit",
+        )
     real_test = [i for i in split.test if combined.clips[i].label != BACKGROUND]
     background_test = [i for i in split.test if combined.clips[i].label == BACKGROUND]
     metrics = {
-        side: evaluate_clips(model, combined, getattr(split, side), plan)
-        for side in ("train", "validation")
+        "train": evaluate_clips(model, combined, split.train, plan),
+        "validation": validation_metrics,  # of the early-stopped model, before any refit
     }
     # The targets are about the dataset's own clips; background clips are reported apart.
     metrics["test"] = evaluate_clips(model, combined, real_test, plan)
+    if plan.mode == "segments" and real_test:
+        # Each window on its own: how a stream is labelled segment by segment.
+        windows = index_windows(combined, real_test, plan)
+        probs = window_probabilities(model, combined, windows, plan)
+        truth = combined.label_ids()[windows[:, 0]]
+        segments = classification_report(truth, probs.argmax(1), combined.labels)
+        metrics["test_segments"] = {k: segments[k] for k in ("n", "accuracy", "macro_f1")}
+        metrics["test_segments"]["seconds"] = plan.frames * combined_hop_seconds(cache)
     if background_test:
         bg = evaluate_clips(model, combined, background_test, plan)
         metrics["test_background"] = {"n": bg["n"], "recall": bg["accuracy"]}
@@ -538,6 +575,10 @@ def run_fold(
     return FoldResult(
         fold, state, history, best_epoch, interrupted, metrics, baseline, time.time() - start
     )
+
+
+def combined_hop_seconds(cache: FeatureCache) -> float:
+    return cache.config.hop_length / cache.config.sample_rate
 
 
 def window_plan(preset: Preset, cache: FeatureCache) -> WindowPlan:
@@ -640,6 +681,7 @@ def train_command(args: argparse.Namespace) -> int:
         mixup=preset.mixup,
         dynamic_range=None if args.dynamic_range <= 0 else args.dynamic_range,
         threads=args.threads,
+        refit=args.refit,
     )
     from .zoo import ModelSpec, build_model, profile
 
@@ -764,7 +806,7 @@ def limit_per_class_and_group(clips: ClipSet, limit: int, seed: int) -> ClipSet:
 
 
 def resolve_preset(args: argparse.Namespace) -> Preset:
-    from .zoo import MODELS, SIZES
+    from .presets import MODELS, SIZES
 
     preset = PRESETS[args.layout]
     model = args.model or preset.model
@@ -780,6 +822,10 @@ def resolve_preset(args: argparse.Namespace) -> Preset:
         augment = replace(augment, time_masks=0, freq_masks=0)
     if args.no_noise:
         augment = replace(augment, noise=False)
+    if args.vtlp is not None:
+        augment = replace(augment, vtlp=args.vtlp)
+    if args.speed is not None:
+        augment = replace(augment, speed=args.speed)
     changes: dict[str, Any] = {"model": model, "size": size, "augment": augment}
     if args.epochs:
         changes["epochs"] = args.epochs
@@ -799,7 +845,7 @@ def resolve_preset(args: argparse.Namespace) -> Preset:
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
-    from .zoo import MODELS
+    from .presets import MODELS
 
     p = sub.add_parser(
         name,
@@ -861,6 +907,12 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument("--no-augment", action="store_true", help="turn every augmentation off")
     p.add_argument("--no-specaugment", action="store_true", help="no time/frequency masks")
     p.add_argument("--no-noise", action="store_true", help="no additive background noise")
+    p.add_argument(
+        "--vtlp",
+        type=float,
+        help="vocal-tract-length perturbation: mel-axis warp of up to +-this (0.1)",
+    )
+    p.add_argument("--speed", type=float, help="time stretch of up to +-this (0.15)")
     p.add_argument("--noise", type=Path, help="folder of noise WAVs for augmentation/background")
     p.add_argument(
         "--synth-speakers",
@@ -875,6 +927,12 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     )
     p.add_argument("--limit", type=int, help="at most N clips per class and group (quick runs)")
     p.add_argument("--cache", type=Path, help="feature cache folder (default ~/.cache/edge-audio)")
+    p.add_argument(
+        "--refit",
+        action="store_true",
+        help="after early stopping, retrain on train + validation for the best "
+        "epoch count (the final model hears every non-test group)",
+    )
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(run=train_command)

@@ -23,6 +23,8 @@ from torch import nn
 
 from edge_audio.errors import ConfigError
 
+from .presets import MODELS, SIZES
+
 
 class InputNorm(nn.Module):
     """Per-window level normalisation: dB relative to the window's loudest cell,
@@ -189,24 +191,6 @@ class ModelSpec:
     n_classes: int
     input_shape: tuple[int, int]  # (frames, mels)
     dynamic_range: float | None = 80.0
-
-
-SIZES = {
-    "dscnn": {
-        "small": {"width": 64, "depth": 4},
-        "medium": {"width": 96, "depth": 4},
-        "large": {"width": 172, "depth": 5},
-    },
-    "bcresnet": {"small": {"width": 16}, "medium": {"width": 32}, "large": {"width": 48}},
-    "cnn": {"small": {"width": 16}, "medium": {"width": 32}, "large": {"width": 48}},
-    "vgg": {
-        "tiny": {"stages": ((16, 1), (32, 1), (48, 1), (64, 1))},
-        "small": {"stages": ((16, 1), (32, 1), (64, 1), (128, 1))},
-        "medium": {"stages": ((16, 2), (32, 2), (64, 2), (128, 1))},
-        "large": {"stages": ((24, 2), (48, 2), (96, 2), (160, 1))},
-    },
-}
-MODELS = tuple(SIZES)
 
 
 def build_model(spec: ModelSpec) -> nn.Module:
