@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from edge_audio.errors import EdgeAudioError
 
 COMMANDS: dict[str, str] = {
-    "train": "export.train"
+    "train": "export.train",
+    "quantize": "export.quantize",
 }  # name -> module providing add_parser(sub) and run(args)
 
 

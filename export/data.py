@@ -20,9 +20,10 @@ from edge_audio.audio import load_audio
 from edge_audio.datasets import DatasetIndex, Record, Skipped
 from edge_audio.errors import AudioFileError, DatasetError
 from edge_audio.frontend import FrontendConfig, LogMel
+from edge_audio.windows import FLOOR_DB, WindowPlan, cut_window
 
 BACKGROUND = "_background_"
-FLOOR_DB = -100.0
+__all__ = ["FLOOR_DB", "WindowPlan", "cut_window"]  # re-exported for the toolchain
 
 
 def default_cache_dir() -> Path:
@@ -184,47 +185,10 @@ def group_split(
 # --- windows ------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class WindowPlan:
-    """How clips become fixed windows of `frames` frames.
-
-    keyword: one window per clip, the clip centred (randomly shifted in training);
-    segments: a clip is cut into windows every `hop` frames (the last one aligned
-    to the end), and a clip's prediction is the mean over its windows."""
-
-    frames: int
-    mode: str  # "keyword" or "segments"
-    hop: int
-
-    def windows_of(self, clip_frames: int) -> list[int]:
-        """Start frames of a clip's windows (negative: the clip is shorter)."""
-        if self.mode == "keyword" or clip_frames <= self.frames:
-            return [(clip_frames - self.frames) // 2]
-        starts = list(range(0, clip_frames - self.frames + 1, self.hop))
-        if starts[-1] != clip_frames - self.frames:
-            starts.append(clip_frames - self.frames)
-        return starts
-
-
 def index_windows(clips: ClipSet, members: Sequence[int], plan: WindowPlan) -> np.ndarray:
     """[n, 2] array of (clip index, start frame) for every window of the members."""
     rows = [(i, s) for i in members for s in plan.windows_of(clips.clips[i].features.shape[0])]
     return np.array(rows, dtype=np.int64).reshape(-1, 2)
-
-
-def cut_window(features: np.ndarray, start: int, frames: int) -> np.ndarray:
-    """features[start:start+frames], padded with the floor where it runs off the clip."""
-    out = np.full((frames, features.shape[1]), FLOOR_DB, dtype=np.float32)
-    lo, hi = max(start, 0), min(start + frames, features.shape[0])
-    if hi > lo:
-        out[lo - start : hi - start] = features[lo:hi]
-    return out
-
-
-def energy_centre(features: np.ndarray) -> int:
-    """Frame index of the energy centroid: where a keyword sits inside its clip."""
-    power = np.power(10.0, features.astype(np.float64) / 10).sum(axis=1)
-    return round(float(np.sum(np.arange(power.size) * power) / max(power.sum(), 1e-30)))
 
 
 def make_batch(
@@ -239,9 +203,7 @@ def make_batch(
     out = np.empty((len(windows), plan.frames, clips.clips[0].features.shape[1]), np.float32)
     for row, (ci, start) in enumerate(windows):
         feats = clips.clips[ci].features
-        if plan.mode == "keyword" and feats.shape[0] > plan.frames:
-            start = energy_centre(feats) - plan.frames // 2  # long clip: centre on the word
-            start = int(np.clip(start, 0, feats.shape[0] - plan.frames))
+        start = plan.start_for(feats, int(start))  # a long keyword clip: centre on the word
         if rng is not None and max_shift:
             start = int(start) + int(rng.integers(-max_shift, max_shift + 1))
             if plan.mode == "keyword":  # keep the word inside the window

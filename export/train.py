@@ -26,6 +26,7 @@ import numpy as np
 from edge_audio.datasets import LAYOUTS, scan
 from edge_audio.errors import ConfigError, DatasetError, MissingDependencyError
 from edge_audio.metrics import classification_report, format_confusion
+from edge_audio.windows import normalise
 
 from .augment import AugmentConfig, augment_batch, mixup
 from .data import (
@@ -249,6 +250,14 @@ class FoldResult:
     seconds: float
 
 
+def run_model(model, batch: np.ndarray):
+    """Windows [B, frames, mels] in dB -> logits: the device's level normalisation
+    (edge_audio.windows.normalise), then the network."""
+    import torch
+
+    return model(torch.from_numpy(normalise(batch, model.dynamic_range)[:, None]))
+
+
 def window_probabilities(
     model,
     clips: ClipSet,
@@ -264,7 +273,7 @@ def window_probabilities(
     with torch.no_grad():
         for i in range(0, len(windows), batch_size):
             batch = make_batch(clips, windows[i : i + batch_size], plan)
-            logits = model(torch.from_numpy(batch[:, None]))
+            logits = run_model(model, batch)
             probs.append(torch.softmax(logits, dim=1).numpy())
     return np.concatenate(probs) if probs else np.zeros((0, len(clips.labels)))
 
@@ -314,11 +323,8 @@ def fit(
     rng = np.random.default_rng(settings.seed)
     n_classes = len(clips.labels)
     mels = clips.clips[0].features.shape[1]
-    model = build_model(
-        ModelSpec(
-            settings.model, settings.size, n_classes, (plan.frames, mels), settings.dynamic_range
-        )
-    )
+    model = build_model(ModelSpec(settings.model, settings.size, n_classes, (plan.frames, mels)))
+    model.dynamic_range = settings.dynamic_range  # read by run_model
     train_windows = index_windows(clips, split.train, plan)
     val_windows = index_windows(clips, split.validation, plan)
     labels = clips.label_ids()
@@ -370,7 +376,7 @@ def fit(
                 soft = np.eye(n_classes, dtype=np.float32)[targets]
                 if settings.mixup > 0:
                     batch, soft = mixup(batch, soft, settings.mixup, rng)
-                logits = model(torch.from_numpy(batch[:, None]))
+                logits = run_model(model, batch)
                 loss = loss_fn(logits, torch.from_numpy(soft))
                 optimiser.zero_grad()
                 loss.backward()
@@ -432,7 +438,7 @@ def window_loss(
     with torch.no_grad():
         for i in range(0, len(windows), 256):
             rows = windows[i : i + 256]
-            logits = model(torch.from_numpy(make_batch(clips, rows, plan)[:, None]))
+            logits = run_model(model, make_batch(clips, rows, plan))
             targets = labels[rows[:, 0]]
             soft = torch.from_numpy(np.eye(len(clips.labels), dtype=np.float32)[targets])
             total += float(loss_fn(logits, soft)) * len(rows)
@@ -688,11 +694,7 @@ def train_command(args: argparse.Namespace) -> int:
     plan = window_plan(preset, cache)
     labels = sorted({*clips.labels, BACKGROUND}) if background else clips.labels
     spec = ModelSpec(
-        settings.model,
-        settings.size,
-        len(labels),
-        (plan.frames, preset.frontend.n_mels),
-        settings.dynamic_range,
+        settings.model, settings.size, len(labels), (plan.frames, preset.frontend.n_mels)
     )
     prof = profile(build_model(spec), spec.input_shape)
     log(f"model {settings.model}-{settings.size}: {prof.describe()}")

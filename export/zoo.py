@@ -1,5 +1,7 @@
 """The model zoo: compact CNNs over a log-mel window [batch, 1, frames, mels].
 
+Models take windows already level-normalised by edge_audio.windows.normalise
+(the device does that step in NumPy, so int8 models take int8 input directly).
 Every model uses only Conv2d (plain or depthwise), BatchNorm (folded at export),
 ReLU, pooling, mean/max reductions and Linear, so each exports to ONNX and to
 full-integer TFLite without exotic ops.
@@ -26,27 +28,6 @@ from edge_audio.errors import ConfigError
 from .presets import MODELS, SIZES
 
 
-class InputNorm(nn.Module):
-    """Per-window level normalisation: dB relative to the window's loudest cell,
-    clamped to `dynamic_range` dB below it, scaled to about [-1, 1].
-
-    It makes the model blind to gain and to how deep the silence is (a -100 dB
-    digital pad and a -60 dB room look the same), which matters when training
-    clips are trimmed and padded but the device hears a continuous noise floor.
-    """
-
-    def __init__(self, dynamic_range: float | None) -> None:
-        super().__init__()
-        self.dynamic_range = dynamic_range
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.dynamic_range is None:
-            return (x + 50.0) / 50.0  # fixed affine: dB around -50 to about [-1, 1]
-        peak = torch.amax(x, dim=(2, 3), keepdim=True)
-        relative = torch.clamp(x - peak, min=-self.dynamic_range)
-        return relative / (self.dynamic_range / 2) + 1.0
-
-
 def conv_bn(cin: int, cout: int, kernel, stride=1, groups: int = 1) -> nn.Sequential:
     k = (kernel, kernel) if isinstance(kernel, int) else kernel
     pad = (k[0] // 2, k[1] // 2)
@@ -58,9 +39,8 @@ def conv_bn(cin: int, cout: int, kernel, stride=1, groups: int = 1) -> nn.Sequen
 
 
 class DSCNN(nn.Module):
-    def __init__(self, n_classes: int, width: int, depth: int, dynamic_range: float | None) -> None:
+    def __init__(self, n_classes: int, width: int, depth: int) -> None:
         super().__init__()
-        self.norm = InputNorm(dynamic_range)
         layers = [conv_bn(1, width, (10, 4), (2, 2))]
         for i in range(depth):
             stride = (2, 2) if i == 0 else 1  # one more downsampling keeps MACs low
@@ -70,7 +50,7 @@ class DSCNN(nn.Module):
         self.head = nn.Linear(width, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.features(self.norm(x))
+        x = self.features(x)
         return self.head(self.dropout(x.mean(dim=(2, 3))))
 
 
@@ -108,9 +88,8 @@ class BCBlock(nn.Module):
 
 
 class BCResNet(nn.Module):
-    def __init__(self, n_classes: int, width: int, dynamic_range: float | None) -> None:
+    def __init__(self, n_classes: int, width: int) -> None:
         super().__init__()
-        self.norm = InputNorm(dynamic_range)
         w = width
         self.stem = conv_bn(1, 2 * w, (5, 5), (2, 2))
         plan = [
@@ -128,16 +107,13 @@ class BCResNet(nn.Module):
         self.head = nn.Linear(4 * w, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.tail(self.blocks(self.stem(self.norm(x))))
+        x = self.tail(self.blocks(self.stem(x)))
         return self.head(x.mean(dim=(2, 3)))
 
 
 class PlainCNN(nn.Module):
-    def __init__(
-        self, n_classes: int, width: int, input_shape: tuple[int, int], dynamic_range: float | None
-    ) -> None:
+    def __init__(self, n_classes: int, width: int, input_shape: tuple[int, int]) -> None:
         super().__init__()
-        self.norm = InputNorm(dynamic_range)
         self.features = nn.Sequential(
             conv_bn(1, width, 3),
             nn.MaxPool2d(2),
@@ -157,15 +133,12 @@ class PlainCNN(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(self.norm(x)))
+        return self.classifier(self.features(x))
 
 
 class VGG(nn.Module):
-    def __init__(
-        self, n_classes: int, stages: tuple[tuple[int, int], ...], dynamic_range: float | None
-    ) -> None:
+    def __init__(self, n_classes: int, stages: tuple[tuple[int, int], ...]) -> None:
         super().__init__()
-        self.norm = InputNorm(dynamic_range)
         layers: list[nn.Module] = []
         cin = 1
         for i, (channels, convs) in enumerate(stages):
@@ -179,7 +152,7 @@ class VGG(nn.Module):
         self.head = nn.Linear(2 * cin, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.features(self.norm(x))
+        x = self.features(x)
         pooled = torch.cat([x.mean(dim=(2, 3)), torch.amax(x, dim=(2, 3))], dim=1)
         return self.head(self.dropout(pooled))
 
@@ -190,7 +163,6 @@ class ModelSpec:
     size: str
     n_classes: int
     input_shape: tuple[int, int]  # (frames, mels)
-    dynamic_range: float | None = 80.0
 
 
 def build_model(spec: ModelSpec) -> nn.Module:
@@ -201,12 +173,12 @@ def build_model(spec: ModelSpec) -> nn.Module:
         raise ConfigError(f"unknown size '{spec.size}' for {spec.name} (choose from {choices})")
     opts = SIZES[spec.name][spec.size]
     if spec.name == "dscnn":
-        return DSCNN(spec.n_classes, opts["width"], opts["depth"], spec.dynamic_range)
+        return DSCNN(spec.n_classes, opts["width"], opts["depth"])
     if spec.name == "bcresnet":
-        return BCResNet(spec.n_classes, opts["width"], spec.dynamic_range)
+        return BCResNet(spec.n_classes, opts["width"])
     if spec.name == "vgg":
-        return VGG(spec.n_classes, opts["stages"], spec.dynamic_range)
-    return PlainCNN(spec.n_classes, opts["width"], spec.input_shape, spec.dynamic_range)
+        return VGG(spec.n_classes, opts["stages"])
+    return PlainCNN(spec.n_classes, opts["width"], spec.input_shape)
 
 
 @dataclass(frozen=True)

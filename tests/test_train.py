@@ -246,6 +246,7 @@ def test_train_on_tones_writes_a_complete_run_directory(tmp_path):
             "--epochs",
             "3",
             "--quiet",
+            "--refit",
             "--cache",
             str(tmp_path / "cache"),
         ]
@@ -273,6 +274,9 @@ def test_train_on_tones_writes_a_complete_run_directory(tmp_path):
     for side in ("train", "validation", "test"):
         assert {"accuracy", "macro_f1", "per_class", "confusion"} <= set(metrics[side])
     assert metrics["baseline"]["accuracy"] >= 0.0
+    # 2 s clips in 1 s windows: clip-level and segment-level figures both
+    assert metrics["test_segments"]["n"] == 3 * metrics["test"]["n"]
+    assert "refitting on train + validation" in (out / "train.log").read_text()
     assert len((out / "history.csv").read_text().splitlines()) == 4
 
 

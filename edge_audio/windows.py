@@ -1,0 +1,83 @@
+"""From a clip's log-mel frames to fixed model windows: one implementation for
+training, evaluation and the device."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+FLOOR_DB = -100.0  # what a window holds where the audio does not reach
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """How clips become fixed windows of `frames` frames.
+
+    keyword: one window per clip, the clip centred (on its energy when longer
+    than the window); segments: a clip is cut into windows every `hop` frames
+    (the last one aligned to the end), and a clip's prediction is the mean over
+    its windows."""
+
+    frames: int
+    mode: str  # "keyword" or "segments"
+    hop: int
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("keyword", "segments"):
+            raise ValueError(f"window mode must be 'keyword' or 'segments', got {self.mode!r}")
+        if self.frames <= 0 or self.hop <= 0:
+            raise ValueError("window frames and hop must be positive")
+
+    def windows_of(self, clip_frames: int) -> list[int]:
+        """Start frames of a clip's windows (negative: the clip is shorter)."""
+        if self.mode == "keyword" or clip_frames <= self.frames:
+            return [(clip_frames - self.frames) // 2]
+        starts = list(range(0, clip_frames - self.frames + 1, self.hop))
+        if starts[-1] != clip_frames - self.frames:
+            starts.append(clip_frames - self.frames)
+        return starts
+
+    def start_for(self, features: np.ndarray, start: int) -> int:
+        """A keyword clip longer than the window is centred on its energy."""
+        if self.mode == "keyword" and features.shape[0] > self.frames:
+            start = energy_centre(features) - self.frames // 2
+            return int(np.clip(start, 0, features.shape[0] - self.frames))
+        return start
+
+    def clip_windows(self, features: np.ndarray) -> np.ndarray:
+        """Every window of one clip [n, frames, mels], as evaluation scores it."""
+        starts = [self.start_for(features, s) for s in self.windows_of(features.shape[0])]
+        return np.stack([cut_window(features, s, self.frames) for s in starts])
+
+
+def cut_window(features: np.ndarray, start: int, frames: int) -> np.ndarray:
+    """features[start:start+frames], padded with the floor where it runs off the clip."""
+    out = np.full((frames, features.shape[1]), FLOOR_DB, dtype=np.float32)
+    lo, hi = max(start, 0), min(start + frames, features.shape[0])
+    if hi > lo:
+        out[lo - start : hi - start] = features[lo:hi]
+    return out
+
+
+def energy_centre(features: np.ndarray) -> int:
+    """Frame index of the energy centroid: where a keyword sits inside its clip."""
+    power = np.power(10.0, features.astype(np.float64) / 10).sum(axis=1)
+    return round(float(np.sum(np.arange(power.size) * power) / max(power.sum(), 1e-30)))
+
+
+def normalise(windows: np.ndarray, dynamic_range: float | None) -> np.ndarray:
+    """Per-window level normalisation, the model's first step: dB relative to the
+    window's loudest cell, clamped `dynamic_range` dB below it, scaled to [-1, 1].
+
+    It makes a model blind to gain and to how deep the silence is (a -100 dB pad
+    and a -60 dB room look the same), which matters when training clips are
+    trimmed and padded but the device hears a continuous noise floor. With
+    dynamic_range None it is a fixed affine map of dB around -50 to about [-1, 1].
+    Works on [frames, mels] or [n, frames, mels]."""
+    x = np.asarray(windows, dtype=np.float32)
+    if dynamic_range is None:
+        return (x + np.float32(50.0)) / np.float32(50.0)
+    peak = x.max(axis=(-2, -1), keepdims=True)
+    relative = np.maximum(x - peak, np.float32(-dynamic_range))
+    return relative / np.float32(dynamic_range / 2) + np.float32(1.0)

@@ -1,0 +1,641 @@
+"""`python -m export quantize RUN_DIR --out BUNDLE_DIR`: four verified artefacts.
+
+    model.fp32.onnx    torch.onnx.export (dynamo exporter), BatchNorm folded
+    model.int8.onnx    onnxruntime static QDQ, per-channel int8 weights
+    model.fp32.tflite  litert-torch
+    model.int8.tflite  litert-torch with PT2E quantisation, int8 input and output
+
+Both int8 models are calibrated on the same training windows, spread over every
+class. Verification is part of the command: each artefact runs through the
+device runtime (edge_audio.backends) on the held-out split, and the command
+fails unless fp32 artefacts agree with torch on >= 99.5% of clips and int8
+accuracy is within 1 point of fp32 (--allow-regression overrides, and the
+manifest then says so).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_audio import __version__
+from edge_audio.bundle import MANIFEST, SCHEMA_VERSION, load_bundle, sha256_of
+from edge_audio.datasets import scan
+from edge_audio.errors import DatasetError, EdgeAudioError
+from edge_audio.frontend import FrontendConfig
+from edge_audio.metrics import classification_report
+from edge_audio.windows import WindowPlan, normalise
+
+from .data import ClipSet, FeatureCache, background_clips, load_clips
+
+FP32_AGREEMENT = 0.995
+INT8_MAX_DROP = 0.01
+LICENCES = {
+    "fsdd": (
+        "CC BY-SA 4.0",
+        "Free Spoken Digit Dataset (Jakobovski et al., "
+        "github.com/Jakobovski/free-spoken-digit-dataset), CC BY-SA 4.0",
+    ),
+    "esc50": (
+        "CC BY-NC 3.0 (non-commercial use only)",
+        "ESC-50 by K. J. Piczak "
+        "(github.com/karolpiczak/ESC-50), CC BY-NC 3.0: non-commercial use only",
+    ),
+    "music_speech": (
+        "research use",
+        "GTZAN music/speech collection by G. Tzanetakis (marsyas.info), for research use",
+    ),
+}
+
+
+class QuantizeError(EdgeAudioError):
+    """Export or verification failed; the message says which artefact and why."""
+
+
+@dataclass
+class Run:
+    root: Path
+    config: dict[str, Any]
+    model: Any  # torch.nn.Module, eval mode, BatchNorm folded
+    plan: WindowPlan
+    frontend: FrontendConfig
+    labels: list[str]
+
+
+def load_run(root: Path) -> Run:
+    import torch
+
+    from .zoo import ModelSpec, build_model
+
+    config_path, checkpoint = root / "config.json", root / "checkpoint.pt"
+    for path in (config_path, checkpoint):
+        if not path.is_file():
+            raise QuantizeError(f"{root}: no {path.name} (is this a training run directory?)")
+    config = json.loads(config_path.read_text())
+    model_cfg = config["model"]
+    spec = ModelSpec(
+        model_cfg["name"], model_cfg["size"], len(config["labels"]), tuple(model_cfg["input_shape"])
+    )
+    model = build_model(spec)
+    model.dynamic_range = model_cfg["dynamic_range"]
+    model.load_state_dict(torch.load(checkpoint, weights_only=True))
+    model.eval()
+    fold_batchnorm(model)
+    window = config["window"]
+    plan = WindowPlan(window["frames"], window["mode"], window["hop_frames"])
+    return Run(
+        root, config, model, plan, FrontendConfig.from_dict(config["frontend"]), config["labels"]
+    )
+
+
+def fold_batchnorm(model) -> None:
+    """Fold every Conv2d -> BatchNorm2d pair: the exported graphs then hold only
+    Conv, ReLU, pooling and Linear, and int8 scales cover the folded weights."""
+    import torch
+    from torch import nn
+
+    for module in model.modules():
+        children = list(module.named_children())
+        for (_, conv), (bn_name, bn) in itertools.pairwise(children):
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+                with torch.no_grad():
+                    conv.weight.mul_(scale.reshape(-1, 1, 1, 1))
+                    bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+                    conv.bias = nn.Parameter((bias - bn.running_mean) * scale + bn.bias)
+                setattr(module, bn_name, nn.Identity())
+
+
+# --- data: calibration and held-out windows -------------------------------------
+
+
+@dataclass
+class HeldOut:
+    windows: np.ndarray  # [n_windows, frames, mels]
+    clip_of_window: np.ndarray  # [n_windows] clip index
+    truth: np.ndarray  # [n_clips] label index
+
+
+def load_data(
+    run: Run, data_root: Path | None, cache_dir: Path | None, calibration: int, seed: int
+) -> tuple[np.ndarray, HeldOut]:
+    """Calibration windows from the training groups (spread over every class) and
+    the held-out test clips of the run's split."""
+    dataset = run.config["dataset"]
+    root = data_root or Path(dataset["root"])
+    if not root.is_dir():
+        raise DatasetError(f"{root}: the run's dataset is not here; pass --data")
+    index = scan(root, dataset["layout"], folds=dataset.get("folds"))
+    cache = FeatureCache(run.frontend, cache_dir)
+    clips = load_clips(index, cache, progress=False)
+    clips = ClipSet(clips.clips, run.labels, clips.skipped)
+    split = run.config["split"]
+    held = set(split["test_groups"]) | set(split["validation_groups"])
+    train = [i for i, c in enumerate(clips.clips) if c.group not in held]
+    test = [i for i, c in enumerate(clips.clips) if c.group in split["test_groups"]]
+    if run.config.get("background_class"):
+        seconds = run.config["window"]["seconds"]
+        for side, members, count, offset in (("train", train, 30, 101), ("test", test, 50, 202)):
+            extra = background_clips(cache, count, seconds, seed + offset, f"bg-{side}")
+            members.extend(range(len(clips.clips), len(clips.clips) + len(extra)))
+            clips.clips.extend(extra)
+    if not test:
+        raise DatasetError(f"no held-out clips of groups {split['test_groups']} in {root}")
+    label_index = {label: i for i, label in enumerate(run.labels)}
+    rng = np.random.default_rng(seed)
+    by_label: dict[int, list[int]] = {}
+    for i in train:
+        by_label.setdefault(label_index[clips.clips[i].label], []).append(i)
+    per_class = max(1, -(-calibration // len(by_label)))
+    picks = [i for members in by_label.values() for i in rng.permutation(members)[:per_class]]
+    calib = np.concatenate([run.plan.clip_windows(clips.clips[i].features)[:1] for i in picks])
+    windows, owners = [], []
+    for n, i in enumerate(test):
+        w = run.plan.clip_windows(clips.clips[i].features)
+        windows.append(w)
+        owners.extend([n] * len(w))
+    truth = np.array([label_index[clips.clips[i].label] for i in test])
+    # Calibration data is what the network sees: level-normalised windows.
+    calib = normalise(calib, run.model.dynamic_range)
+    return calib.astype(np.float32), HeldOut(np.concatenate(windows), np.array(owners), truth)
+
+
+# --- the four artefacts --------------------------------------------------------------
+
+
+def export_onnx_fp32(run: Run, path: Path) -> None:
+    import torch
+
+    example = torch.zeros(1, 1, *run.config["model"]["input_shape"])
+    torch.onnx.export(
+        run.model,
+        (example,),
+        str(path),
+        dynamo=True,
+        external_data=False,
+        input_names=["logmel"],
+        output_names=["logits"],
+        verbose=False,
+    )
+
+
+def export_onnx_int8(fp32: Path, path: Path, calibration: np.ndarray) -> None:
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Windows(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = iter(calibration)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            window = next(self.items, None)
+            return None if window is None else {"logmel": window[None, None]}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = Path(tmp) / "prepared.onnx"
+        quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+        quantize_static(
+            str(prepared),
+            str(path),
+            Windows(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+        )
+
+
+def export_tflite_fp32(run: Run, path: Path) -> None:
+    import litert_torch
+    import torch
+
+    example = torch.zeros(1, 1, *run.config["model"]["input_shape"])
+    litert_torch.convert(run.model, (example,)).export(str(path))
+
+
+def export_tflite_int8(run: Run, path: Path, calibration: np.ndarray) -> None:
+    import litert_torch
+    import torch
+    from litert_torch.quantize import pt2e_quantizer, quant_config
+    from torchao.quantization.pt2e import quantize_pt2e
+
+    example = torch.from_numpy(calibration[:1, None])
+    exported = torch.export.export(run.model, (example,)).module()
+    # Histogram-calibrated activations: min/max ranges measured 6 points worse here.
+    quantizer = pt2e_quantizer.PT2EQuantizer().set_global(
+        pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True)
+    )
+    prepared = quantize_pt2e.prepare_pt2e(exported, quantizer)
+    with torch.no_grad():
+        for window in calibration:
+            prepared(torch.from_numpy(window[None, None]))
+    converted = quantize_pt2e.convert_pt2e(prepared, fold_quantize=False)
+    edge = litert_torch.convert(
+        converted, (example,), quant_config=quant_config.QuantConfig(pt2e_quantizer=quantizer)
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        float_io = Path(tmp) / "float_io.tflite"
+        edge.export(str(float_io))
+        path.write_bytes(integer_interface(float_io.read_bytes()))
+
+
+def integer_interface(model_bytes: bytes) -> bytes:
+    """Make a quantised TFLite model take int8 input and give int8 output: drop
+    the QUANTIZE op after the float input and the DEQUANTIZE op before a float
+    output, and let the graph's ends be their int8 tensors (what TF's
+    modify_model_interface does). The device quantises in NumPy instead."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(model_bytes, 0)
+    graph = model.subgraphs[0]
+
+    def opcode(op) -> int:
+        code = model.operatorCodes[op.opcodeIndex]
+        return max(code.builtinCode, code.deprecatedBuiltinCode)
+
+    remap: dict[int, int] = {}
+    for op in list(graph.operators):
+        if opcode(op) == schema.BuiltinOperator.QUANTIZE and op.inputs[0] in graph.inputs:
+            remap[int(op.inputs[0])] = int(op.outputs[0])
+            graph.operators.remove(op)
+        elif opcode(op) == schema.BuiltinOperator.DEQUANTIZE and op.outputs[0] in graph.outputs:
+            remap[int(op.outputs[0])] = int(op.inputs[0])
+            graph.operators.remove(op)
+    graph.inputs = [remap.get(int(t), int(t)) for t in graph.inputs]
+    graph.outputs = [remap.get(int(t), int(t)) for t in graph.outputs]
+    for signature in model.signatureDefs or []:
+        for tensor_map in list(signature.inputs or []) + list(signature.outputs or []):
+            tensor_map.tensorIndex = remap.get(tensor_map.tensorIndex, tensor_map.tensorIndex)
+    for t in list(graph.inputs) + list(graph.outputs):
+        if graph.tensors[t].type != schema.TensorType.INT8:
+            raise QuantizeError("the int8 TFLite model does not have int8 ends after conversion")
+    builder = flatbuffers.Builder(len(model_bytes) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def tflite_io_quantisation(path: Path) -> tuple[dict[str, float], dict[str, float]]:
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    (i_scale, i_zero) = interpreter.get_input_details()[0]["quantization"]
+    (o_scale, o_zero) = interpreter.get_output_details()[0]["quantization"]
+    return (
+        {"scale": float(i_scale), "zero_point": int(i_zero)},
+        {"scale": float(o_scale), "zero_point": int(o_zero)},
+    )
+
+
+# --- verification ----------------------------------------------------------------------
+
+
+def clip_predictions(window_probs: np.ndarray, held: HeldOut) -> np.ndarray:
+    n_clips = held.truth.size
+    sums = np.zeros((n_clips, window_probs.shape[1]))
+    np.add.at(sums, held.clip_of_window, window_probs)
+    return sums.argmax(1)
+
+
+def torch_predictions(run: Run, held: HeldOut) -> np.ndarray:
+    import torch
+
+    dr = run.model.dynamic_range
+    with torch.no_grad():
+        logits = torch.cat(
+            [
+                run.model(torch.from_numpy(normalise(held.windows[i : i + 256], dr)[:, None]))
+                for i in range(0, len(held.windows), 256)
+            ]
+        )
+    return clip_predictions(torch.softmax(logits, 1).numpy(), held)
+
+
+def verify(
+    bundle_dir: Path, run: Run, held: HeldOut, reference: np.ndarray, labels: list[str]
+) -> dict[str, dict[str, Any]]:
+    from edge_audio.backends import load_backend
+
+    bundle = load_bundle(bundle_dir)
+    results = {}
+    for name, artefact in bundle.artefacts.items():
+        backend = load_backend(bundle, artefact.format, artefact.precision)
+        start = time.perf_counter()
+        predicted = clip_predictions(backend.probabilities(held.windows), held)
+        elapsed = time.perf_counter() - start
+        report = classification_report(held.truth, predicted, labels)
+        results[name] = {
+            "runtime": backend.runtime,
+            "accuracy": report["accuracy"],
+            "macro_f1": report["macro_f1"],
+            "agreement_with_torch": float(np.mean(predicted == reference)),
+            "clips": int(held.truth.size),
+            "ms_per_window": 1000 * elapsed / len(held.windows),
+            "confusion": report["confusion"],
+        }
+    return results
+
+
+def check_thresholds(results: dict[str, dict[str, Any]]) -> list[str]:
+    failures = []
+    for name, r in results.items():
+        if name.endswith("fp32") and r["agreement_with_torch"] < FP32_AGREEMENT:
+            failures.append(
+                f"{name} agrees with torch on {100 * r['agreement_with_torch']:.2f}% "
+                f"of clips (needs {100 * FP32_AGREEMENT:.1f}%)"
+            )
+    for fmt in ("onnx", "tflite"):
+        fp32, int8 = results.get(f"{fmt}-fp32"), results.get(f"{fmt}-int8")
+        if fp32 and int8 and fp32["accuracy"] - int8["accuracy"] > INT8_MAX_DROP:
+            failures.append(
+                f"{fmt}-int8 accuracy {100 * int8['accuracy']:.2f}% is more than "
+                f"1 point below fp32 ({100 * fp32['accuracy']:.2f}%)"
+            )
+    return failures
+
+
+# --- manifest, card, command ------------------------------------------------------------
+
+
+def write_manifest(
+    out: Path,
+    run: Run,
+    name: str,
+    results: dict,
+    io_quant: dict,
+    overridden: list[str],
+    calibration: int,
+) -> dict[str, Any]:
+    files = {
+        "onnx-fp32": "model.fp32.onnx",
+        "onnx-int8": "model.int8.onnx",
+        "tflite-fp32": "model.fp32.tflite",
+        "tflite-int8": "model.int8.tflite",
+    }
+    dataset = run.config["dataset"]
+    licence_key = {"fsdd": "fsdd", "esc50": "esc50"}.get(
+        dataset["layout"], Path(dataset["root"]).name
+    )
+    licence, attribution = LICENCES.get(
+        licence_key, ("as the training data's licence", f"trained on {dataset['root']}")
+    )
+    artefacts = {}
+    for key, file in files.items():
+        path = out / file
+        if not path.exists():
+            continue
+        fmt, precision = key.split("-")
+        entry: dict[str, Any] = {
+            "file": file,
+            "format": fmt,
+            "precision": precision,
+            "sha256": sha256_of(path),
+            "size": path.stat().st_size,
+        }
+        if key == "tflite-int8":
+            entry["input_quant"], entry["output_quant"] = io_quant["input"], io_quant["output"]
+        if key in results:
+            entry["metrics"] = {k: v for k, v in results[key].items() if k != "confusion"}
+        artefacts[key] = entry
+    background = run.config.get("background_class")
+    manifest = {
+        "schema_version": SCHEMA_VERSION,
+        "name": name,
+        "created_by": f"edge-audio {__version__}",
+        "task": "detection" if background else "classification",
+        "labels": run.labels,
+        "background_label": background,
+        "frontend": run.frontend.to_dict(),
+        "window": {
+            "frames": run.plan.frames,
+            "mode": run.plan.mode,
+            "hop_frames": run.plan.hop,
+            "seconds": run.config["window"]["seconds"],
+            "hop_seconds": run.config["window"]["hop_seconds"],
+            "stream_stride_seconds": 0.25,
+        },
+        "input": {
+            "shape": [1, 1, *run.config["model"]["input_shape"]],
+            "layout": "[batch, channel, frames, mels]: log-mel dB from the frontend, "
+            "then level-normalised (edge_audio.windows.normalise)",
+            "normalisation": {"type": "peak", "dynamic_range": run.model.dynamic_range},
+            "dtype": "float32 (int8 models: quantised with the artefact's input_quant)",
+        },
+        "output": {
+            "semantics": "logits over labels, in label order; softmax gives probabilities",
+            "shape": [1, len(run.labels)],
+        },
+        "model": run.config["model"],
+        "artefacts": artefacts,
+        "training": {
+            "dataset": Path(dataset["root"]).name,
+            "layout": dataset["layout"],
+            "clips": dataset["clips"],
+            "groups": dataset["groups"],
+            "test_groups": run.config["split"]["test_groups"],
+            "validation_groups": run.config["split"]["validation_groups"],
+            "synthetic_speakers": len(run.config.get("synthetic_speakers", [])),
+            "command": run.config.get("command"),
+            "seed": run.config.get("seed"),
+        },
+        "calibration_windows": calibration,
+        "verification": {
+            "held_out_groups": run.config["split"]["test_groups"],
+            "fp32_agreement_needed": FP32_AGREEMENT,
+            "int8_max_accuracy_drop": INT8_MAX_DROP,
+            "thresholds_overridden": overridden,
+        },
+        "licence": {"data": licence, "attribution": attribution},
+    }
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    return manifest
+
+
+def write_card(out: Path, manifest: dict, run: Run, quantize_command: str) -> None:
+    rows = []
+    for key, entry in manifest["artefacts"].items():
+        m = entry.get("metrics", {})
+        rows.append(
+            f"| {key} | {entry['size'] / 1024:.1f} KB | "
+            f"{100 * m.get('accuracy', float('nan')):.1f}% | "
+            f"{100 * m.get('macro_f1', float('nan')):.1f}% | "
+            f"{100 * m.get('agreement_with_torch', float('nan')):.1f}% | "
+            f"{m.get('runtime', '-')} |"
+        )
+    model = manifest["model"]
+    labels = [label for label in manifest["labels"] if label != manifest["background_label"]]
+    training = manifest["training"]
+    background = (
+        f" It also has a `{manifest['background_label']}` class (silence, noise, "
+        'other speech) so that it can say "nothing here" between sounds.'
+        if manifest["background_label"]
+        else ""
+    )
+    text = f"""# {manifest["name"]}
+
+## What it recognises
+{len(labels)} classes: {", ".join(labels)}.{background}
+Input: {manifest["window"]["seconds"]} s windows of {run.frontend.sample_rate} Hz audio as
+{run.frontend.n_mels}-band log-mel features ({run.frontend.fmin:g}-{
+        run.frontend.top_frequency:g} Hz).
+
+## Model
+{model["name"]}-{model["size"]}: {model["params"]:,} parameters, {model["macs"] / 1e6:.2f} M
+multiply-accumulates per window.
+
+## How it was trained
+On `{training["dataset"]}` ({training["layout"]} layout, {training["clips"]} clips), holding out
+{", ".join(training["test_groups"])} for test and {", ".join(training["validation_groups"])} for
+validation (no group on two sides){
+        "; plus "
+        + str(training["synthetic_speakers"])
+        + " synthetic espeak-ng speakers as training-only data"
+        if training["synthetic_speakers"]
+        else ""
+    }.
+Reproduce it from the data with:
+
+```sh
+{training["command"]}
+{quantize_command}
+```
+
+## Verified metrics (held-out {", ".join(training["test_groups"])}, device runtime)
+| artefact | size | accuracy | macro-F1 | agreement with torch | runtime |
+|---|---|---|---|---|---|
+{chr(10).join(rows)}
+
+## Limits
+- Judged on the held-out group above only: other speakers, microphones and rooms can score lower.
+- The model hears {run.frontend.fmin:g}-{run.frontend.top_frequency:g} Hz; a microphone at any
+  rate is resampled to {run.frontend.sample_rate} Hz.
+- Thresholds overridden at export: {
+        ", ".join(manifest["verification"]["thresholds_overridden"]) or "none"
+    }.
+
+## Licence
+Trained on data under {manifest["licence"]["data"]}. Attribution:
+{manifest["licence"]["attribution"]}.
+"""
+    (out / "card.md").write_text(text)
+
+
+def quantize_command(args: argparse.Namespace) -> int:
+    from .train import require_torch
+
+    torch = require_torch()
+    torch.set_num_threads(args.threads)
+    run = load_run(args.run_dir)
+    out: Path = args.out
+    name = args.name or out.name
+    print(
+        f"{run.root}: {run.config['model']['name']}-{run.config['model']['size']}, "
+        f"{len(run.labels)} labels; loading calibration and held-out data"
+    )
+    calibration, held = load_data(run, args.data, args.cache, args.calibration, args.seed)
+    if len(calibration) < min(args.calibration, 200):
+        raise QuantizeError(f"only {len(calibration)} calibration windows; need 200")
+    work = Path(
+        tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent if out.parent.exists() else None)
+    )
+    try:
+        steps = [
+            ("model.fp32.onnx", lambda p: export_onnx_fp32(run, p)),
+            (
+                "model.int8.onnx",
+                lambda p: export_onnx_int8(work / "model.fp32.onnx", p, calibration),
+            ),
+            ("model.fp32.tflite", lambda p: export_tflite_fp32(run, p)),
+            ("model.int8.tflite", lambda p: export_tflite_int8(run, p, calibration)),
+        ]
+        for file, step in steps:
+            start = time.time()
+            step(work / file)
+            print(
+                f"  wrote {file} ({(work / file).stat().st_size / 1024:.1f} KB, "
+                f"{time.time() - start:.1f} s)"
+            )
+        i_quant, o_quant = tflite_io_quantisation(work / "model.int8.tflite")
+        io = {"input": i_quant, "output": o_quant}
+        write_manifest(work, run, name, {}, io, [], len(calibration))
+        reference = torch_predictions(run, held)
+        results = verify(work, run, held, reference, run.labels)
+        failures = check_thresholds(results)
+        for key, r in results.items():
+            print(
+                f"  verify {key:12s} accuracy {100 * r['accuracy']:.2f}%  agreement "
+                f"{100 * r['agreement_with_torch']:.2f}%  ({r['runtime']}, "
+                f"{r['ms_per_window']:.2f} ms/window)"
+            )
+        if failures and not args.allow_regression:
+            raise QuantizeError(
+                "verification failed: "
+                + "; ".join(failures)
+                + " (--allow-regression writes the bundle anyway)"
+            )
+        manifest = write_manifest(work, run, name, results, io, failures, len(calibration))
+        command = f"python -m export quantize {args.run_dir} --out {out}"
+        write_card(work, manifest, run, command)
+        from .report import plot_confusion
+
+        int8 = results["tflite-int8"]
+        plot_confusion(
+            int8["confusion"],
+            run.labels,
+            f"{name} int8 TFLite, held out {', '.join(run.config['split']['test_groups'])}"
+            f": {100 * int8['accuracy']:.1f}%",
+            work / "confusion.png",
+        )
+        if out.exists():
+            shutil.rmtree(out)
+        work.rename(out)
+    finally:
+        if work.exists():
+            shutil.rmtree(work)
+    print(f"wrote {out} ({', '.join(sorted(p.name for p in out.iterdir()))})")
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
+    p = sub.add_parser(
+        name,
+        help="export a training run as a verified int8 ONNX + TFLite bundle",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  python -m export quantize runs/fsdd --out models/fsdd-digits\n",
+    )
+    p.add_argument("run_dir", type=Path, help="a run directory written by `train`")
+    p.add_argument("--out", type=Path, required=True, help="bundle folder to write")
+    p.add_argument("--name", help="model name in the manifest (default: the folder name)")
+    p.add_argument("--data", type=Path, help="dataset folder, if it moved since training")
+    p.add_argument(
+        "--calibration",
+        type=int,
+        default=256,
+        help="calibration windows from the training groups (default 256, min 200)",
+    )
+    p.add_argument(
+        "--allow-regression",
+        action="store_true",
+        help="write the bundle even when verification misses a threshold",
+    )
+    p.add_argument("--cache", type=Path, help="feature cache folder")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.set_defaults(run=quantize_command)
