@@ -16,14 +16,18 @@ manifest then says so).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
+import os
 import shutil
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -35,7 +39,7 @@ from edge_audio.frontend import FrontendConfig
 from edge_audio.metrics import classification_report
 from edge_audio.windows import WindowPlan, normalise
 
-from .data import ClipSet, FeatureCache, background_clips, load_clips
+from .data import ClipSet, FeatureCache, background_clips, index_windows, load_clips, make_batch
 
 FP32_AGREEMENT = 0.995
 INT8_MAX_DROP = 0.01
@@ -69,6 +73,33 @@ class Run:
     plan: WindowPlan
     frontend: FrontendConfig
     labels: list[str]
+
+
+@contextlib.contextmanager
+def converter_output(log: Path) -> Iterator[None]:
+    """Send what the converters print (progress lines, MLIR notes, native logs on
+    fds 1 and 2) to a log file; on failure, show its tail before the error."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with log.open("ab") as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            tail = log.read_text(errors="replace").splitlines()[-15:]
+            print("\n".join(tail), file=sys.stderr)
+            raise
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
 
 
 def load_run(root: Path) -> Run:
@@ -119,6 +150,12 @@ def fold_batchnorm(model) -> None:
 
 
 @dataclass
+class TrainingData:
+    clips: ClipSet
+    members: list[int]  # training clips (real and background)
+
+
+@dataclass
 class HeldOut:
     windows: np.ndarray  # [n_windows, frames, mels]
     clip_of_window: np.ndarray  # [n_windows] clip index
@@ -152,12 +189,13 @@ def load_data(
         raise DatasetError(f"no held-out clips of groups {split['test_groups']} in {root}")
     label_index = {label: i for i, label in enumerate(run.labels)}
     rng = np.random.default_rng(seed)
+    rows = index_windows(clips, train, run.plan)
     by_label: dict[int, list[int]] = {}
-    for i in train:
-        by_label.setdefault(label_index[clips.clips[i].label], []).append(i)
-    per_class = max(1, -(-calibration // len(by_label)))
-    picks = [i for members in by_label.values() for i in rng.permutation(members)[:per_class]]
-    calib = np.concatenate([run.plan.clip_windows(clips.clips[i].features)[:1] for i in picks])
+    for r, (ci, _) in enumerate(rows):
+        by_label.setdefault(label_index[clips.clips[ci].label], []).append(r)
+    per_class = max(1, -(-calibration // len(by_label)))  # spread over every class
+    picks = [r for members in by_label.values() for r in rng.permutation(members)[:per_class]]
+    calib = make_batch(clips, rows[np.sort(picks)], run.plan)
     windows, owners = [], []
     for n, i in enumerate(test):
         w = run.plan.clip_windows(clips.clips[i].features)
@@ -166,7 +204,8 @@ def load_data(
     truth = np.array([label_index[clips.clips[i].label] for i in test])
     # Calibration data is what the network sees: level-normalised windows.
     calib = normalise(calib, run.model.dynamic_range)
-    return calib.astype(np.float32), HeldOut(np.concatenate(windows), np.array(owners), truth)
+    held_out = HeldOut(np.concatenate(windows), np.array(owners), truth)
+    return calib.astype(np.float32), held_out, TrainingData(clips, train)
 
 
 # --- the four artefacts --------------------------------------------------------------
@@ -229,22 +268,44 @@ def export_tflite_fp32(run: Run, path: Path) -> None:
     litert_torch.convert(run.model, (example,)).export(str(path))
 
 
-def export_tflite_int8(run: Run, path: Path, calibration: np.ndarray) -> None:
+def export_tflite_int8(
+    run: Run,
+    path: Path,
+    calibration: np.ndarray,
+    training: TrainingData | None = None,
+    qat_epochs: int = 0,
+    seed: int = 0,
+) -> None:
+    """Post-training quantisation calibrated on `calibration`; with `qat_epochs`,
+    quantisation-aware fine-tuning on the training clips first (fake-quantised
+    weights and activations learn to live with int8 rounding)."""
     import litert_torch
     import torch
     from litert_torch.quantize import pt2e_quantizer, quant_config
     from torchao.quantization.pt2e import quantize_pt2e
 
     example = torch.from_numpy(calibration[:1, None])
-    exported = torch.export.export(run.model, (example,)).module()
+    qat = bool(qat_epochs and training)
+    # QAT trains on batches, so its graph takes any batch size; PTQ needs only one.
+    batch = torch.export.Dim("batch", min=1, max=256)
+    exported = torch.export.export(
+        run.model,
+        (torch.from_numpy(calibration[:2, None]) if qat else example,),
+        dynamic_shapes=({0: batch},) if qat else None,
+    ).module()
     # Histogram-calibrated activations: min/max ranges measured 6 points worse here.
-    quantizer = pt2e_quantizer.PT2EQuantizer().set_global(
-        pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True)
+    quantizer_cls = FoldedBatchNormQuantizer if qat else pt2e_quantizer.PT2EQuantizer
+    quantizer = quantizer_cls().set_global(
+        pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True, is_qat=qat)
     )
-    prepared = quantize_pt2e.prepare_pt2e(exported, quantizer)
-    with torch.no_grad():
-        for window in calibration:
-            prepared(torch.from_numpy(window[None, None]))
+    if qat:
+        prepared = quantize_pt2e.prepare_qat_pt2e(exported, quantizer)
+        qat_finetune(prepared, run, training, qat_epochs, seed)
+    else:
+        prepared = quantize_pt2e.prepare_pt2e(exported, quantizer)
+        with torch.no_grad():
+            for window in calibration:
+                prepared(torch.from_numpy(window[None, None]))
     converted = quantize_pt2e.convert_pt2e(prepared, fold_quantize=False)
     edge = litert_torch.convert(
         converted, (example,), quant_config=quant_config.QuantConfig(pt2e_quantizer=quantizer)
@@ -253,6 +314,55 @@ def export_tflite_int8(run: Run, path: Path, calibration: np.ndarray) -> None:
         float_io = Path(tmp) / "float_io.tflite"
         edge.export(str(float_io))
         path.write_bytes(integer_interface(float_io.read_bytes()))
+
+
+def _folded_batchnorm_quantizer():
+    from litert_torch.quantize import pt2e_quantizer
+
+    class Quantizer(pt2e_quantizer.PT2EQuantizer):
+        """litert-torch's quantizer without its conv+BatchNorm QAT patterns: BatchNorm
+        is folded before export, so they cannot match, and building them fails on
+        torch 2.13 (torch.export is handed a function)."""
+
+        STATIC_QAT_ONLY_OPS: ClassVar[list[str]] = []
+
+    return Quantizer
+
+
+def FoldedBatchNormQuantizer():
+    return _folded_batchnorm_quantizer()()
+
+
+def qat_finetune(prepared, run: Run, training: TrainingData, epochs: int, seed: int) -> None:
+    """A few epochs at a low learning rate on the training windows, with light
+    augmentation, through the fake-quantised graph."""
+    import torch
+    from torchao.quantization.pt2e import move_exported_model_to_eval, move_exported_model_to_train
+
+    from .augment import AugmentConfig, augment_batch
+    from .data import index_windows, make_batch
+
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    windows = index_windows(training.clips, training.members, run.plan)
+    labels = np.array([run.labels.index(c.label) for c in training.clips.clips])
+    augment = AugmentConfig(noise=False, time_masks=0, freq_masks=0)
+    optimiser = torch.optim.AdamW(prepared.parameters(), lr=1e-4, weight_decay=0.0)
+    move_exported_model_to_train(prepared)
+    for _ in range(epochs):
+        order = rng.permutation(len(windows))
+        for start in range(0, len(order) - 1, 32):
+            rows = windows[order[start : start + 32]]
+            batch = make_batch(training.clips, rows, run.plan, rng, run.plan.frames // 8)
+            batch = normalise(augment_batch(batch, augment, rng), run.model.dynamic_range)
+            logits = prepared(torch.from_numpy(batch[:, None]))
+            loss = torch.nn.functional.cross_entropy(
+                logits, torch.from_numpy(labels[rows[:, 0]]), label_smoothing=0.1
+            )
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+    move_exported_model_to_eval(prepared)
 
 
 def integer_interface(model_bytes: bytes) -> bytes:
@@ -350,6 +460,23 @@ def verify(
             "confusion": report["confusion"],
         }
     return results
+
+
+def verify_bundle(
+    work: Path, run: Run, name: str, held: HeldOut, reference: np.ndarray, calibration: int
+) -> tuple[dict, dict, list[str]]:
+    """Write a provisional manifest, run every artefact, print and check the figures."""
+    i_quant, o_quant = tflite_io_quantisation(work / "model.int8.tflite")
+    io = {"input": i_quant, "output": o_quant}
+    write_manifest(work, run, name, {}, io, [], calibration)
+    results = verify(work, run, held, reference, run.labels)
+    for key, r in results.items():
+        print(
+            f"  verify {key:12s} accuracy {100 * r['accuracy']:.2f}%  agreement "
+            f"{100 * r['agreement_with_torch']:.2f}%  ({r['runtime']}, "
+            f"{r['ms_per_window']:.2f} ms/window)"
+        )
+    return io, results, check_thresholds(results)
 
 
 def check_thresholds(results: dict[str, dict[str, Any]]) -> list[str]:
@@ -548,9 +675,14 @@ def quantize_command(args: argparse.Namespace) -> int:
         f"{run.root}: {run.config['model']['name']}-{run.config['model']['size']}, "
         f"{len(run.labels)} labels; loading calibration and held-out data"
     )
-    calibration, held = load_data(run, args.data, args.cache, args.calibration, args.seed)
-    if len(calibration) < min(args.calibration, 200):
-        raise QuantizeError(f"only {len(calibration)} calibration windows; need 200")
+    calibration, held, training = load_data(run, args.data, args.cache, args.calibration, args.seed)
+    if len(calibration) < 200 <= args.calibration:
+        raise QuantizeError(
+            f"only {len(calibration)} training windows for calibration; need 200 "
+            "(a smaller --calibration accepts fewer, knowingly)"
+        )
+    if len(calibration) < args.calibration:
+        print(f"  note: {len(calibration)} calibration windows (asked for {args.calibration})")
     work = Path(
         tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent if out.parent.exists() else None)
     )
@@ -566,23 +698,35 @@ def quantize_command(args: argparse.Namespace) -> int:
         ]
         for file, step in steps:
             start = time.time()
-            step(work / file)
+            with converter_output(work / "convert.log"):
+                step(work / file)
             print(
                 f"  wrote {file} ({(work / file).stat().st_size / 1024:.1f} KB, "
                 f"{time.time() - start:.1f} s)"
             )
-        i_quant, o_quant = tflite_io_quantisation(work / "model.int8.tflite")
-        io = {"input": i_quant, "output": o_quant}
-        write_manifest(work, run, name, {}, io, [], len(calibration))
         reference = torch_predictions(run, held)
-        results = verify(work, run, held, reference, run.labels)
-        failures = check_thresholds(results)
-        for key, r in results.items():
+        io, results, failures = verify_bundle(work, run, name, held, reference, len(calibration))
+        int8_method = "post-training quantisation (PT2E, histogram calibration)"
+        if any(f.startswith("tflite-int8") for f in failures) and args.qat_epochs > 0:
             print(
-                f"  verify {key:12s} accuracy {100 * r['accuracy']:.2f}%  agreement "
-                f"{100 * r['agreement_with_torch']:.2f}%  ({r['runtime']}, "
-                f"{r['ms_per_window']:.2f} ms/window)"
+                f"  tflite-int8 lost more than 1 point: quantisation-aware fine-tuning "
+                f"for {args.qat_epochs} epochs"
             )
+            start = time.time()
+            with converter_output(work / "convert.log"):
+                export_tflite_int8(
+                    run,
+                    work / "model.int8.tflite",
+                    calibration,
+                    training,
+                    args.qat_epochs,
+                    args.seed,
+                )
+            print(f"  wrote model.int8.tflite again ({time.time() - start:.1f} s)")
+            io, results, failures = verify_bundle(
+                work, run, name, held, reference, len(calibration)
+            )
+            int8_method = f"quantisation-aware fine-tuning (PT2E QAT, {args.qat_epochs} epochs)"
         if failures and not args.allow_regression:
             raise QuantizeError(
                 "verification failed: "
@@ -590,6 +734,8 @@ def quantize_command(args: argparse.Namespace) -> int:
                 + " (--allow-regression writes the bundle anyway)"
             )
         manifest = write_manifest(work, run, name, results, io, failures, len(calibration))
+        manifest["artefacts"]["tflite-int8"]["method"] = int8_method
+        (work / MANIFEST).write_text(json.dumps(manifest, indent=2))
         command = f"python -m export quantize {args.run_dir} --out {out}"
         write_card(work, manifest, run, command)
         from .report import plot_confusion
@@ -602,6 +748,8 @@ def quantize_command(args: argparse.Namespace) -> int:
             f": {100 * int8['accuracy']:.1f}%",
             work / "confusion.png",
         )
+        (work / "convert.log").unlink(missing_ok=True)
+        work.chmod(0o755)  # mkdtemp made it private
         if out.exists():
             shutil.rmtree(out)
         work.rename(out)
@@ -629,6 +777,13 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         type=int,
         default=256,
         help="calibration windows from the training groups (default 256, min 200)",
+    )
+    p.add_argument(
+        "--qat-epochs",
+        type=int,
+        default=4,
+        help="if int8 TFLite loses more than 1 point, fine-tune with quantisation-aware "
+        "training for this many epochs (0: never; default 4)",
     )
     p.add_argument(
         "--allow-regression",
