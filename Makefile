@@ -9,7 +9,7 @@ DEVICE_PY := $(DEVICE_VENV)/bin/python
 # torch is pinned: an unpinned torch pulls gigabytes of CUDA packages.
 TORCH := torch==2.13.0
 
-.PHONY: demo test lint bench-frontend demo-audio clean
+.PHONY: demo test lint bench-frontend demo-audio models clean
 
 demo: $(DEVICE_VENV)/.installed
 	$(DEVICE_VENV)/bin/edge-audio features demo/digits.wav
@@ -26,6 +26,20 @@ bench-frontend: $(VENV)/.installed
 # Re-synthesise demo/digits.wav and its truth CSV (needs espeak-ng).
 demo-audio: $(VENV)/.installed
 	$(PY) scripts/make_demo.py
+
+# Retrain and re-export the shipped bundles from ../shared/data (needs espeak-ng
+# for the synthetic speakers of fsdd-digits). Each command is also in its card.md.
+DATA ?= ../shared/data
+models: $(VENV)/.installed
+	$(PY) -m export train --data $(DATA)/fsdd --layout fsdd --out runs/fsdd-digits \
+		--size medium --refit --holdout-group theo --val-group nicolas
+	$(PY) -m export quantize runs/fsdd-digits --out models/fsdd-digits
+	$(PY) -m export train --data $(DATA)/music_speech --layout folder --out runs/music-speech \
+		--model dscnn --size small --refit
+	$(PY) -m export quantize runs/music-speech --out models/music-speech
+	$(PY) -m export train --data $(DATA)/esc50 --layout esc50 --out runs/esc50 \
+		--holdout-group fold5 --refit
+	$(PY) -m export quantize runs/esc50 --out models/esc50
 
 $(DEVICE_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(DEVICE_VENV)

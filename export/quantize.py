@@ -20,6 +20,7 @@ import contextlib
 import itertools
 import json
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -736,7 +737,7 @@ def quantize_command(args: argparse.Namespace) -> int:
         manifest = write_manifest(work, run, name, results, io, failures, len(calibration))
         manifest["artefacts"]["tflite-int8"]["method"] = int8_method
         (work / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        command = f"python -m export quantize {args.run_dir} --out {out}"
+        command = "python -m export " + " ".join(shlex.quote(a) for a in args.argv)
         write_card(work, manifest, run, command)
         from .report import plot_confusion
 

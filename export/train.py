@@ -14,7 +14,7 @@ import argparse
 import csv
 import json
 import math
-import sys
+import shlex
 import time
 from collections import Counter
 from dataclasses import dataclass, replace
@@ -730,7 +730,7 @@ def train_command(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "augmentation": {**settings.augment.to_dict(), "mixup": settings.mixup},
         "training": {k: v for k, v in settings.__dict__.items() if k != "augment"},
-        "command": "python -m export train " + " ".join(sys.argv[2:] if len(sys.argv) > 2 else []),
+        "command": "python -m export " + " ".join(shlex.quote(a) for a in args.argv),
     }
     config["training"]["augment"] = None
     results = []
