@@ -181,11 +181,12 @@ def load_data(
     train = [i for i, c in enumerate(clips.clips) if c.group not in held]
     test = [i for i, c in enumerate(clips.clips) if c.group in split["test_groups"]]
     if run.config.get("background_class"):
+        # Background clips join calibration only: the held-out figures, like the
+        # training report's, are about the dataset's own clips.
         seconds = run.config["window"]["seconds"]
-        for side, members, count, offset in (("train", train, 30, 101), ("test", test, 50, 202)):
-            extra = background_clips(cache, count, seconds, seed + offset, f"bg-{side}")
-            members.extend(range(len(clips.clips), len(clips.clips) + len(extra)))
-            clips.clips.extend(extra)
+        extra = background_clips(cache, 30, seconds, seed + 101, "bg-calibration")
+        train.extend(range(len(clips.clips), len(clips.clips) + len(extra)))
+        clips.clips.extend(extra)
     if not test:
         raise DatasetError(f"no held-out clips of groups {split['test_groups']} in {root}")
     label_index = {label: i for i, label in enumerate(run.labels)}

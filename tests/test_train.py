@@ -227,10 +227,9 @@ def run_export(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_train_on_tones_writes_a_complete_run_directory(tmp_path):
-    data = make_folder_dataset(tmp_path / "data")
-    out = tmp_path / "run"
-    code = export_main(
+def train_tiny(data: Path, out: Path, cache: Path, *extra: str) -> int:
+    """`export train` of the tiny vgg on a folder dataset, in-process."""
+    return export_main(
         [
             "train",
             "--data",
@@ -243,14 +242,18 @@ def test_train_on_tones_writes_a_complete_run_directory(tmp_path):
             "vgg",
             "--size",
             "tiny",
-            "--epochs",
-            "3",
             "--quiet",
-            "--refit",
             "--cache",
-            str(tmp_path / "cache"),
+            str(cache),
+            *extra,
         ]
     )
+
+
+def test_train_on_tones_writes_a_complete_run_directory(tmp_path):
+    data = make_folder_dataset(tmp_path / "data")
+    out = tmp_path / "run"
+    code = train_tiny(data, out, tmp_path / "cache", "--epochs", "3", "--refit")
     assert code == 0
     for name in (
         "checkpoint.pt",
@@ -293,28 +296,7 @@ def test_interrupt_keeps_the_best_checkpoint_and_writes_reports(tmp_path, monkey
 
     monkeypatch.setattr(train_module, "window_loss", interrupt_in_second_epoch)
     out = tmp_path / "run"
-    code = export_main(
-        [
-            "train",
-            "--data",
-            str(data),
-            "--layout",
-            "folder",
-            "--out",
-            str(out),
-            "--model",
-            "vgg",
-            "--size",
-            "tiny",
-            "--epochs",
-            "5",
-            "--quiet",
-            "--batch-size",
-            "8",
-            "--cache",
-            str(tmp_path / "cache"),
-        ]
-    )
+    code = train_tiny(data, out, tmp_path / "cache", "--epochs", "5", "--batch-size", "8")
     assert code == 130
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["interrupted"] is True and metrics["best_epoch"] == 1

@@ -1,0 +1,70 @@
+"""The shipped bundles in models/: they load on the device runtime, stay small,
+carry their licence, and score their held-out ../shared data as their cards say."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from edge_audio.backends import load_backend
+from edge_audio.bundle import load_bundle
+from edge_audio.datasets import DatasetIndex, scan
+from edge_audio.evaluate import evaluate
+
+from .conftest import REPO, shared_dataset
+
+pytest.importorskip("ai_edge_litert", reason="the shipped int8 models run on ai-edge-litert")
+
+SHIPPED = {
+    "fsdd-digits": ("fsdd", "fsdd", None),
+    "music-speech": ("music_speech", "folder", None),
+    "esc50": ("esc50", "esc50", None),
+}
+MAX_INT8_BYTES = 300 * 1024
+
+
+def shipped(name: str):
+    path = REPO / "models" / name
+    if not (path / "manifest.json").exists():
+        pytest.fail(f"models/{name} is not shipped")
+    return load_bundle(path)
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_bundle_loads_small_and_licensed(name):
+    bundle = shipped(name)
+    artefact = bundle.artefact("tflite", "int8")
+    assert artefact.size <= MAX_INT8_BYTES
+    card = (bundle.root / "card.md").read_text()
+    assert bundle.manifest["licence"]["attribution"] in card.replace("\n", " ")
+    assert "python -m export train" in card and "python -m export quantize" in card
+    assert bundle.manifest["verification"]["thresholds_overridden"] == []
+
+
+def test_the_default_model_is_fsdd_digits_with_a_background_class():
+    from edge_audio.cli import DEFAULT_MODEL
+
+    bundle = load_bundle(DEFAULT_MODEL)
+    assert bundle.name == "fsdd-digits" and bundle.background_label == "_background_"
+    assert bundle.task == "detection"
+    assert [label for label in bundle.labels if label != "_background_"] == [
+        str(d) for d in range(10)
+    ]
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_bundle_scores_its_held_out_data_as_its_card_says(name):
+    bundle = shipped(name)
+    dataset, layout, _ = SHIPPED[name]
+    index = scan(shared_dataset(dataset), layout)
+    held_out = set(bundle.manifest["training"]["test_groups"])
+    records = [r for r in index.records if r.group in held_out]
+    assert records, f"no clips of {held_out} in ../shared/data/{dataset}"
+    subset = DatasetIndex(layout, index.root, records)
+    result = evaluate(bundle, load_backend(bundle), subset)
+    card_figure = bundle.manifest["artefacts"]["tflite-int8"]["metrics"]["accuracy"]
+    assert result.report["accuracy"] >= card_figure - 0.02, json.dumps(
+        {"measured": result.report["accuracy"], "card": card_figure}
+    )
