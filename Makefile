@@ -4,6 +4,7 @@
 PYTHON ?= python3
 VENV := .venv
 DEVICE_VENV := .venv-device
+TFLITE_VENV := .venv-tflite
 PY := $(VENV)/bin/python
 DEVICE_PY := $(DEVICE_VENV)/bin/python
 # torch is pinned: an unpinned torch pulls gigabytes of CUDA packages.
@@ -51,7 +52,11 @@ $(VENV)/.installed: pyproject.toml scripts/install-system-packages.sh
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q $(TORCH)
 	$(PY) -m pip install -q -e '.[litert,onnx,mic,formats,train,dev]'
+	# The old tflite-runtime needs numpy<2: it gets a venv of its own for its test.
+	$(PYTHON) -m venv $(TFLITE_VENV)
+	$(TFLITE_VENV)/bin/python -m pip install -q 'numpy<2' scipy tflite-runtime
+	$(TFLITE_VENV)/bin/python -m pip install -q --no-deps -e .
 	touch $@
 
 clean:
-	rm -rf $(VENV) $(DEVICE_VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(DEVICE_VENV) $(TFLITE_VENV) build *.egg-info .pytest_cache .ruff_cache
