@@ -13,7 +13,7 @@ TORCH := torch==2.13.0
 .PHONY: demo test lint bench-frontend demo-audio models clean
 
 demo: $(DEVICE_VENV)/.installed
-	$(DEVICE_VENV)/bin/edge-audio features demo/digits.wav
+	$(DEVICE_VENV)/bin/edge-audio listen --simulate demo/digits.wav --truth demo/digits.truth.csv
 
 test: $(VENV)/.installed
 	PY=$(PY) scripts/run-tests.sh

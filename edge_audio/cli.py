@@ -178,6 +178,90 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_decision(decision, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(decision.to_dict()), flush=True)
+    elif decision.type == "event":
+        print(
+            f"{decision.time:8.2f} s  event  {decision.label:<14} score {decision.score:.2f}"
+            f"  ({decision.start:.2f}-{decision.end:.2f} s)",
+            flush=True,
+        )
+    else:
+        print(
+            f"{decision.time:8.2f} s  label  {decision.label:<14} score {decision.score:.2f}",
+            flush=True,
+        )
+
+
+def cmd_listen(args: argparse.Namespace) -> int:
+    from .backends import load_backend
+    from .bundle import load_bundle
+    from .listen import run
+    from .scoring import read_truth, score_events, score_labels
+    from .sources import FileSource
+    from .stream import StreamConfig, StreamEngine
+
+    if args.simulate is None:
+        raise EdgeAudioError(
+            "live microphone capture is not in this release yet; replay a recording "
+            "through the device path with --simulate FILE.wav"
+        )
+    bundle = load_bundle(args.model)
+    truth = read_truth(args.truth) if args.truth else None
+    config = StreamConfig(
+        stride_s=args.stride or bundle.manifest["window"].get("stream_stride_seconds", 0.25),
+        threshold=args.threshold,
+        smoothing=args.smoothing,
+    )
+    backend = load_backend(bundle, args.backend, args.precision, args.threads)
+    source = FileSource(args.simulate, realtime=args.realtime)
+    engine = StreamEngine(bundle, backend, source.rate, config)
+    if not args.json:
+        print(
+            f"{bundle.name}: {backend.describe()}, {bundle.task}; replaying {source.path} "
+            f"({source.duration:.1f} s at {source.rate} Hz, "
+            f"{'real time' if args.realtime else 'as fast as it can'})",
+            flush=True,
+        )
+    decisions: list[dict] = []
+
+    def emit(decision) -> None:
+        decisions.append(decision.to_dict())
+        _print_decision(decision, args.json)
+
+    summary = run(source.chunks(), engine, emit, lambda: source.overflows)
+    if truth is not None:
+        if bundle.task == "detection":
+            summary["score"] = score_events(decisions, truth, source.duration)
+        else:
+            summary["score"] = score_labels(decisions, truth, source.duration)
+    if args.json:
+        print(json.dumps(summary), flush=True)
+    else:
+        lat = summary["latency_ms"]
+        print(
+            f"summary: {summary['windows']} windows, {summary['events']} "
+            f"{'events' if bundle.task == 'detection' else 'label changes'}, "
+            f"latency p50 {lat['p50']:.2f} ms p99 {lat['p99']:.2f} ms, "
+            f"CPU {summary['cpu_percent']:.2f}% of a core, peak RSS {summary['peak_rss_mb']} MB"
+        )
+        score = summary.get("score")
+        if score and "f1" in score:
+            print(
+                f"score vs {args.truth}: precision {score['precision']:.2f}, recall "
+                f"{score['recall']:.2f}, F1 {score['f1']:.2f}, false alarms/hour "
+                f"{score['false_alarms_per_hour']:.1f}, miss rate {score['miss_rate']:.2f} "
+                f"(onset tolerance {score['onset_tolerance_s']} s)"
+            )
+        elif score:
+            print(
+                f"score vs {args.truth}: {100 * score['time_correct']:.1f}% of the time "
+                "labelled correctly"
+            )
+    return 130 if summary["ended_by"] == "interrupt" else 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     """Forward to the desktop toolchain (`python -m export`), imported only here."""
     try:
@@ -253,6 +337,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="interpreter threads (default 1)")
     p.add_argument("--json", action="store_true", help="print exactly one JSON object")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "listen",
+        help="continuous inference: events (or a label track) from a stream",
+        description="Stream audio through the device path: resampling, streaming log-mel, a "
+        "window every stride, the model, smoothing, and event detection (models with a "
+        "background class) or a label track (classification models). --simulate replays a "
+        "file in microphone-sized chunks through exactly that path.",
+        epilog="example: edge-audio listen --simulate demo/digits.wav --truth "
+        "demo/digits.truth.csv",
+    )
+    p.add_argument(
+        "--model",
+        type=Path,
+        default=DEFAULT_MODEL,
+        help="model bundle folder (default: models/fsdd-digits)",
+    )
+    p.add_argument(
+        "--simulate",
+        type=Path,
+        metavar="FILE",
+        help="replay this recording instead of the microphone",
+    )
+    pace = p.add_mutually_exclusive_group()
+    pace.add_argument("--realtime", action="store_true", help="pace the replay to the clock")
+    pace.add_argument("--fast", action="store_true", help="replay as fast as possible (default)")
+    p.add_argument("--truth", type=Path, help="CSV start,end,label: score the decisions")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=0.5,
+        help="detection threshold on the smoothed score (default 0.5)",
+    )
+    p.add_argument("--stride", type=float, help="seconds between windows (default: manifest)")
+    p.add_argument("--smoothing", type=int, default=3, help="windows averaged (default 3)")
+    p.add_argument("--backend", choices=("onnx", "tflite"), help="runtime (default: best)")
+    p.add_argument("--precision", choices=("fp32", "int8"), help="model precision")
+    p.add_argument("--threads", type=int, default=1, help="interpreter threads (default 1)")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(func=cmd_listen)
 
     p = sub.add_parser(
         "export",

@@ -1,0 +1,248 @@
+"""The streaming path: resampler, deciders, engine, scoring and `listen --simulate`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.signal import upfirdn
+
+from edge_audio.audio import load_audio, write_wav
+from edge_audio.backends import load_backend
+from edge_audio.bundle import load_bundle
+from edge_audio.cli import main
+from edge_audio.errors import ConfigError
+from edge_audio.resample import StreamingResampler
+from edge_audio.scoring import Segment, TruthError, read_truth, score_events, score_labels
+from edge_audio.stream import EventDetector, LabelTracker, Smoother, StreamConfig, StreamEngine
+
+from .conftest import REPO, shared_dataset
+
+DEMO = REPO / "demo" / "digits.wav"
+TRUTH = REPO / "demo" / "digits.truth.csv"
+FSDD = REPO / "models" / "fsdd-digits"
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    rates=st.sampled_from(
+        [
+            (16000, 8000),
+            (44100, 8000),
+            (48000, 16000),
+            (8000, 16000),
+            (22050, 16000),
+            (16000, 16000),
+        ]
+    ),
+    sizes=st.lists(st.integers(1, 3000), min_size=1, max_size=8),
+)
+def test_streaming_resampler_equals_one_pass_for_any_chunking(rates, sizes):
+    x = np.random.default_rng(0).standard_normal(7000)
+    resampler = StreamingResampler(*rates)
+    parts, i, k = [], 0, 0
+    while i < x.size:
+        parts.append(resampler.process(x[i : i + sizes[k % len(sizes)]]))
+        i, k = i + sizes[k % len(sizes)], k + 1
+    out = np.concatenate(parts)
+    if resampler.identity:
+        np.testing.assert_allclose(out, x, atol=1e-6)
+    else:
+        full = upfirdn(resampler.taps, x, resampler.up, resampler.down)[: out.size]
+        np.testing.assert_allclose(out, full, atol=1e-5)
+        assert out.size == (x.size - 1) * resampler.up // resampler.down + 1
+
+
+def test_resampler_rejects_bad_rates():
+    with pytest.raises(ValueError, match="positive"):
+        StreamingResampler(0, 8000)
+
+
+def test_smoother_is_a_moving_average():
+    s = Smoother(2, 2)
+    np.testing.assert_allclose(s.push(np.array([1.0, 0.0])), [1.0, 0.0])
+    np.testing.assert_allclose(s.push(np.array([0.0, 1.0])), [0.5, 0.5])
+    np.testing.assert_allclose(s.push(np.array([0.0, 1.0])), [0.0, 1.0])
+
+
+def test_detector_needs_a_run_then_suppresses():
+    config = StreamConfig(threshold=0.5, min_count=2, suppression_s=1.0)
+    detector = EventDetector(["a", "b", "_bg_"], "_bg_", config)
+    yes = np.array([0.8, 0.1, 0.1])
+    assert detector.decide(yes, 0.0, 1.0) is None  # one window is not enough
+    event = detector.decide(yes, 0.25, 1.25)
+    assert event is not None and event.label == "a" and event.start == 0.0 and event.end == 1.25
+    assert detector.decide(yes, 0.5, 1.5) is None and detector.decide(yes, 0.75, 1.75) is None
+    # the background never fires, however sure
+    assert detector.decide(np.array([0.0, 0.0, 1.0]), 3.0, 4.0) is None
+    assert detector.decide(np.array([0.0, 0.0, 1.0]), 3.25, 4.25) is None
+
+
+def test_label_tracker_reports_changes_only():
+    tracker = LabelTracker(["music", "speech"])
+    assert tracker.decide(np.array([0.9, 0.1]), 0, 1).label == "music"
+    assert tracker.decide(np.array([0.8, 0.2]), 0.25, 1.25) is None
+    assert tracker.decide(np.array([0.2, 0.8]), 0.5, 1.5).label == "speech"
+
+
+def test_bad_stream_config_is_a_clear_error():
+    with pytest.raises(ConfigError, match="threshold"):
+        StreamConfig(threshold=1.5)
+    with pytest.raises(ConfigError, match="stride"):
+        StreamConfig(stride_s=0)
+
+
+def test_engine_memory_stays_flat():
+    bundle = load_bundle(FSDD)
+    engine = StreamEngine(bundle, load_backend(bundle), 16000)
+    noise = np.random.default_rng(0).normal(0, 0.01, 16000).astype(np.float32)
+    for _ in range(3):
+        engine.feed(noise)
+    sizes = (
+        engine.ring.shape,
+        engine.smoother.ring.shape,
+        engine.latency.values.shape,
+        engine.features._pending.size <= 200,
+        engine.resampler._history.size,
+    )
+    for _ in range(30):  # 30 more seconds
+        engine.feed(noise)
+    assert (
+        engine.ring.shape,
+        engine.smoother.ring.shape,
+        engine.latency.values.shape,
+        engine.features._pending.size <= 200,
+    ) == sizes[:4]
+    assert engine.resampler._history.size <= sizes[4] + 2 * 1024
+    assert engine.windows == (33 * 8000 - 8000) // 2000 + 1  # one window per 250 ms
+
+
+def test_score_events():
+    truth = [Segment(1.0, 1.4, "3"), Segment(3.0, 3.5, "1")]
+    events = [{"label": "3", "start": 0.5, "end": 1.8}, {"label": "7", "start": 5, "end": 6}]
+    score = score_events(events, truth, duration_s=3600)
+    assert score["matched"] == 1 and score["precision"] == 0.5 and score["recall"] == 0.5
+    assert score["false_alarms_per_hour"] == 1.0 and score["miss_rate"] == 0.5
+
+
+def test_score_labels():
+    truth = [Segment(0.0, 1.0, "music"), Segment(1.0, 2.0, "speech")]
+    changes = [{"label": "music", "time": 0.0}, {"label": "speech", "time": 1.5}]
+    assert score_labels(changes, truth, 2.0)["time_correct"] == pytest.approx(0.75, abs=0.01)
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("", "columns start,end,label"),
+        ("start,end,label\n", "no rows"),
+        ("start,end,label\n1.0,x,3\n", "row 2: start and end must be seconds"),
+        ("start,end,label\n2.0,1.0,3\n", "row 2: need 0 <= start <= end"),
+        ("start,end,label\n1.0,2.0,\n", "and a label"),
+    ],
+)
+def test_bad_truth_files_are_clear_errors(tmp_path, text, fragment):
+    path = tmp_path / "truth.csv"
+    path.write_text(text)
+    with pytest.raises(TruthError, match=fragment):
+        read_truth(path)
+
+
+def test_listen_simulate_json_lines(capsys):
+    assert main(["listen", "--simulate", str(DEMO), "--truth", str(TRUTH), "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    events, summary = lines[:-1], lines[-1]
+    assert events and all(e["type"] == "event" for e in events)
+    for e in events:
+        assert {"label", "score", "start", "end", "time", "wall"} <= set(e)
+        assert e["start"] < e["end"] == e["time"] and e["label"] != "_background_"
+    assert summary["type"] == "summary"
+    assert {"windows", "events", "overflows", "latency_ms", "cpu_percent", "peak_rss_mb"} <= set(
+        summary
+    )
+    assert summary["events"] == len(events) and summary["windows"] > 100
+    assert summary["score"]["precision"] >= 0.9  # what it says, it says right
+
+
+def test_listen_human_output_and_summary(capsys):
+    assert main(["listen", "--simulate", str(DEMO), "--truth", str(TRUTH)]) == 0
+    out = capsys.readouterr().out
+    assert " event " in out and "summary:" in out and "F1" in out
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["listen"], "live microphone capture is not in this release"),
+        (["listen", "--simulate", "nope.wav"], "cannot open"),
+        (["listen", "--simulate", str(DEMO), "--model", "/nonexistent"], "no such folder"),
+        (["listen", "--simulate", str(DEMO), "--truth", "/nonexistent.csv"], "cannot read truth"),
+        (["listen", "--simulate", str(DEMO), "--threshold", "2"], "threshold must be in"),
+    ],
+)
+def test_listen_bad_input_is_one_line(args, fragment, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and err.count("\n") == 1
+
+
+def test_listen_simulate_never_imports_heavy_packages():
+    blocker = REPO / "tests" / "no_heavy_imports.py"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(blocker),
+            "edge_audio.cli",
+            "listen",
+            "--simulate",
+            str(DEMO),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.shared
+def test_music_speech_label_track_follows_a_real_stream(tmp_path):
+    data = shared_dataset("music_speech")
+    bundle = load_bundle(REPO / "models" / "music-speech")
+    held_out = bundle.manifest["training"]["test_groups"]
+    music = next(g for g in held_out if g.startswith("music/"))
+    speech = next(g for g in held_out if g.startswith("speech/"))
+    parts = [load_audio(data / f"{g}.wav", 16000)[0] for g in (music, speech)]
+    stream = tmp_path / "stream.wav"
+    write_wav(stream, np.concatenate(parts), 16000)
+    truth = tmp_path / "truth.csv"
+    t = parts[0].size / 16000
+    truth.write_text(f"start,end,label\n0,{t},music\n{t},{t + parts[1].size / 16000},speech\n")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edge_audio",
+            "listen",
+            "--model",
+            str(bundle.root),
+            "--simulate",
+            str(stream),
+            "--truth",
+            str(truth),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert lines[0]["type"] == "label" and lines[0]["label"] == "music"
+    assert lines[-1]["score"]["time_correct"] >= 0.85
