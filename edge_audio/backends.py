@@ -7,18 +7,15 @@ inputs and outputs happens here, in NumPy, with the manifest's parameters.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import os
-import sys
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from .bundle import Artefact, Bundle, BundleError
 from .errors import ConfigError, MissingDependencyError
+from .native import quiet_stderr
 from .windows import normalise
 
 BACKENDS = ("onnx", "tflite")
@@ -113,7 +110,7 @@ class TFLiteBackend(Backend):
         self.runtime = next(name for m, name, _ in _TFLITE_MODULES if m == module)
         interpreter_cls = importlib.import_module(module).Interpreter
         try:
-            with _quiet_stderr():  # the interpreter announces its XNNPACK delegate on fd 2
+            with quiet_stderr():  # the interpreter announces its XNNPACK delegate on fd 2
                 self.interpreter = interpreter_cls(
                     model_path=str(artefact.path), num_threads=threads
                 )
@@ -148,20 +145,6 @@ class TFLiteBackend(Backend):
         if self.output_quant is not None:
             y = (y.astype(np.float32) - self.output_quant.zero_point) * self.output_quant.scale
         return y.astype(np.float32)
-
-
-@contextlib.contextmanager
-def _quiet_stderr() -> Iterator[None]:
-    """Silence native code's writes to stderr (fd 2) for a moment."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as devnull:
-            os.dup2(devnull.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def available() -> dict[str, str | None]:

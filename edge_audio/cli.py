@@ -199,14 +199,11 @@ def cmd_listen(args: argparse.Namespace) -> int:
     from .bundle import load_bundle
     from .listen import run
     from .scoring import read_truth, score_events, score_labels
-    from .sources import FileSource
+    from .sources import FileSource, MicSource
     from .stream import StreamConfig, StreamEngine
 
-    if args.simulate is None:
-        raise EdgeAudioError(
-            "live microphone capture is not in this release yet; replay a recording "
-            "through the device path with --simulate FILE.wav"
-        )
+    if args.list_devices:
+        return list_input_devices()
     bundle = load_bundle(args.model)
     truth = read_truth(args.truth) if args.truth else None
     config = StreamConfig(
@@ -215,27 +212,43 @@ def cmd_listen(args: argparse.Namespace) -> int:
         smoothing=args.smoothing,
     )
     backend = load_backend(bundle, args.backend, args.precision, args.threads)
-    source = FileSource(args.simulate, realtime=args.realtime)
+    source: FileSource | MicSource
+    if args.simulate is not None:
+        source = FileSource(args.simulate, realtime=args.realtime)
+        described = (
+            f"replaying {source.path} ({source.duration:.1f} s at {source.rate} Hz, "
+            f"{'real time' if args.realtime else 'as fast as it can'})"
+        )
+    else:
+        source = MicSource(args.device)
+        described = f"listening on '{source.name}' at {source.rate} Hz ({source.channels} ch)"
     engine = StreamEngine(bundle, backend, source.rate, config)
     if not args.json:
-        print(
-            f"{bundle.name}: {backend.describe()}, {bundle.task}; replaying {source.path} "
-            f"({source.duration:.1f} s at {source.rate} Hz, "
-            f"{'real time' if args.realtime else 'as fast as it can'})",
-            flush=True,
-        )
+        print(f"{bundle.name}: {backend.describe()}, {bundle.task}; {described}", flush=True)
     decisions: list[dict] = []
 
     def emit(decision) -> None:
         decisions.append(decision.to_dict())
         _print_decision(decision, args.json)
 
-    summary = run(source.chunks(), engine, emit, lambda: source.overflows)
-    if truth is not None:
-        if bundle.task == "detection":
-            summary["score"] = score_events(decisions, truth, source.duration)
+    chunks = source.chunks()
+    if args.duration:
+        chunks = limit_seconds(chunks, args.duration, source.rate)
+    try:
+        summary = run(chunks, engine, emit, lambda: source.overflows)
+    finally:
+        if isinstance(source, MicSource):
+            source.close()
+            summary_dropped = source.dropped_frames
         else:
-            summary["score"] = score_labels(decisions, truth, source.duration)
+            summary_dropped = 0
+    summary["dropped_frames"] = summary_dropped
+    if truth is not None:
+        duration = summary["stream_seconds"]
+        if bundle.task == "detection":
+            summary["score"] = score_events(decisions, truth, duration)
+        else:
+            summary["score"] = score_labels(decisions, truth, duration)
     if args.json:
         print(json.dumps(summary), flush=True)
     else:
@@ -259,7 +272,43 @@ def cmd_listen(args: argparse.Namespace) -> int:
                 f"score vs {args.truth}: {100 * score['time_correct']:.1f}% of the time "
                 "labelled correctly"
             )
+    if summary["ended_by"].startswith("device lost"):
+        print(f"edge-audio: error: {summary['ended_by']}", file=sys.stderr)
+        return 3
     return 130 if summary["ended_by"] == "interrupt" else 0
+
+
+def limit_seconds(chunks, seconds: float, rate: int):
+    """Stop a chunk stream after `seconds` of audio."""
+    budget = round(seconds * rate)
+    for chunk in chunks:
+        if budget <= 0:
+            return
+        yield chunk[:budget]
+        budget -= len(chunk)
+
+
+def list_input_devices() -> int:
+    from .sources import input_devices, open_pyaudio
+
+    pa = open_pyaudio()
+    try:
+        devices = input_devices(pa)
+        try:
+            default = pa.get_default_input_device_info()["index"]
+        except OSError:
+            default = None
+    finally:
+        pa.terminate()
+    if not devices:
+        raise EdgeAudioError("no audio input device found (is a microphone plugged in?)")
+    for d in devices:
+        mark = "*" if d["index"] == default else " "
+        print(
+            f"{mark} {d['index']:3d}  {d['name']}  ({d['maxInputChannels']} ch, "
+            f"{int(d['defaultSampleRate'])} Hz)"
+        )
+    return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -354,6 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_MODEL,
         help="model bundle folder (default: models/fsdd-digits)",
     )
+    p.add_argument("--device", help="input device: index or part of its name (default: default)")
+    p.add_argument("--list-devices", action="store_true", help="list input devices and exit")
+    p.add_argument("--duration", type=float, help="stop after this many seconds of audio")
     p.add_argument(
         "--simulate",
         type=Path,

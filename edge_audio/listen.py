@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .sources import DeviceLost
 from .stream import Event, LabelChange, StreamEngine
 
 
@@ -47,6 +48,8 @@ def run(
         ended_by = "interrupt"
     except Stop:
         ended_by = "SIGTERM"
+    except DeviceLost as exc:
+        ended_by = f"device lost: {exc}"
     finally:
         signal.signal(signal.SIGTERM, previous)
     wall = time.monotonic() - wall_start

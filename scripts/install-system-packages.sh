@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Debian packages the tests need: portaudio19-dev to build pyaudio (the `mic` extra).
+# Debian packages the tests need: portaudio19-dev to build pyaudio (the `mic` extra);
+# pulseaudio, pulseaudio-utils and libasound2-plugins for a virtual microphone.
 # Installs only what is missing, so a second run costs nothing.
 set -euo pipefail
-packages=(portaudio19-dev "$@")
+packages=(portaudio19-dev pulseaudio pulseaudio-utils libasound2-plugins "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
