@@ -55,7 +55,7 @@ def test_streaming_resampler_equals_one_pass_for_any_chunking(rates, sizes):
     else:
         full = upfirdn(resampler.taps, x, resampler.up, resampler.down)[: out.size]
         np.testing.assert_allclose(out, full, atol=1e-5)
-        assert out.size == (x.size - 1) * resampler.up // resampler.down + 1
+        assert out.size == -(-x.size * resampler.up // resampler.down)  # every output due
 
 
 def test_resampler_rejects_bad_rates():
@@ -108,7 +108,7 @@ def test_engine_memory_stays_flat():
         engine.smoother.ring.shape,
         engine.latency.values.shape,
         engine.features._pending.size <= 200,
-        engine.resampler._history.size,
+        engine.resampler._buffer.size,
     )
     for _ in range(30):  # 30 more seconds
         engine.feed(noise)
@@ -118,7 +118,7 @@ def test_engine_memory_stays_flat():
         engine.latency.values.shape,
         engine.features._pending.size <= 200,
     ) == sizes[:4]
-    assert engine.resampler._history.size <= sizes[4] + 2 * 1024
+    assert engine.resampler._buffer.size <= sizes[4] + 2 * 1024
     assert engine.windows == (33 * 8000 - 8000) // 2000 + 1  # one window per 250 ms
 
 
@@ -178,7 +178,6 @@ def test_listen_human_output_and_summary(capsys):
 @pytest.mark.parametrize(
     "args, fragment",
     [
-        (["listen"], "live microphone capture is not in this release"),
         (["listen", "--simulate", "nope.wav"], "cannot open"),
         (["listen", "--simulate", str(DEMO), "--model", "/nonexistent"], "no such folder"),
         (["listen", "--simulate", str(DEMO), "--truth", "/nonexistent.csv"], "cannot read truth"),
@@ -189,6 +188,12 @@ def test_listen_bad_input_is_one_line(args, fragment, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert fragment in err and err.count("\n") == 1
+
+
+def test_listen_without_a_usable_microphone_is_one_line(capsys):
+    assert main(["listen", "--device", "zzz-no-such-device", "--duration", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and ("input device" in err or "pyaudio" in err), err
 
 
 def test_listen_simulate_never_imports_heavy_packages():
