@@ -195,54 +195,50 @@ def _print_decision(decision, as_json: bool) -> None:
 
 
 def cmd_listen(args: argparse.Namespace) -> int:
-    from .backends import load_backend
-    from .bundle import load_bundle
-    from .listen import run
+    from .hooks import CommandHook
+    from .listen import Listener
     from .scoring import read_truth, score_events, score_labels
-    from .sources import FileSource, MicSource
-    from .stream import StreamConfig, StreamEngine
+    from .stream import StreamConfig
 
     if args.list_devices:
         return list_input_devices()
-    bundle = load_bundle(args.model)
     truth = read_truth(args.truth) if args.truth else None
     config = StreamConfig(
-        stride_s=args.stride or bundle.manifest["window"].get("stream_stride_seconds", 0.25),
         threshold=args.threshold,
         smoothing=args.smoothing,
+        **({"stride_s": args.stride} if args.stride else {}),
     )
-    backend = load_backend(bundle, args.backend, args.precision, args.threads)
-    source: FileSource | MicSource
+    listener = Listener(
+        args.model,
+        device=args.device,
+        simulate=args.simulate,
+        realtime=args.realtime,
+        config=config,
+        backend=args.backend,
+        precision=args.precision,
+        threads=args.threads,
+    )
+    source, bundle = listener.source, listener.bundle
     if args.simulate is not None:
-        source = FileSource(args.simulate, realtime=args.realtime)
         described = (
             f"replaying {source.path} ({source.duration:.1f} s at {source.rate} Hz, "
             f"{'real time' if args.realtime else 'as fast as it can'})"
         )
     else:
-        source = MicSource(args.device)
         described = f"listening on '{source.name}' at {source.rate} Hz ({source.channels} ch)"
-    engine = StreamEngine(bundle, backend, source.rate, config)
     if not args.json:
-        print(f"{bundle.name}: {backend.describe()}, {bundle.task}; {described}", flush=True)
+        print(
+            f"{bundle.name}: {listener.backend.describe()}, {bundle.task}; {described}", flush=True
+        )
     decisions: list[dict] = []
-
-    def emit(decision) -> None:
-        decisions.append(decision.to_dict())
-        _print_decision(decision, args.json)
-
-    chunks = source.chunks()
-    if args.duration:
-        chunks = limit_seconds(chunks, args.duration, source.rate)
-    try:
-        summary = run(chunks, engine, emit, lambda: source.overflows)
-    finally:
-        if isinstance(source, MicSource):
-            source.close()
-            summary_dropped = source.dropped_frames
-        else:
-            summary_dropped = 0
-    summary["dropped_frames"] = summary_dropped
+    listener.on(lambda decision: decisions.append(decision.to_dict()))
+    listener.on(lambda decision: _print_decision(decision, args.json))
+    hook = CommandHook(args.on_event) if args.on_event else None
+    if hook is not None:
+        listener.on(lambda decision: hook(decision.to_dict()))
+    summary = listener.run(args.duration)
+    if hook is not None:
+        summary["on_event"] = hook.close()
     if truth is not None:
         duration = summary["stream_seconds"]
         if bundle.task == "detection":
@@ -252,40 +248,38 @@ def cmd_listen(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary), flush=True)
     else:
-        lat = summary["latency_ms"]
-        print(
-            f"summary: {summary['windows']} windows, {summary['events']} "
-            f"{'events' if bundle.task == 'detection' else 'label changes'}, "
-            f"latency p50 {lat['p50']:.2f} ms p99 {lat['p99']:.2f} ms, "
-            f"CPU {summary['cpu_percent']:.2f}% of a core, peak RSS {summary['peak_rss_mb']} MB"
-        )
-        score = summary.get("score")
-        if score and "f1" in score:
-            print(
-                f"score vs {args.truth}: precision {score['precision']:.2f}, recall "
-                f"{score['recall']:.2f}, F1 {score['f1']:.2f}, false alarms/hour "
-                f"{score['false_alarms_per_hour']:.1f}, miss rate {score['miss_rate']:.2f} "
-                f"(onset tolerance {score['onset_tolerance_s']} s)"
-            )
-        elif score:
-            print(
-                f"score vs {args.truth}: {100 * score['time_correct']:.1f}% of the time "
-                "labelled correctly"
-            )
+        _print_summary(summary, bundle.task, args.truth)
     if summary["ended_by"].startswith("device lost"):
         print(f"edge-audio: error: {summary['ended_by']}", file=sys.stderr)
         return 3
     return 130 if summary["ended_by"] == "interrupt" else 0
 
 
-def limit_seconds(chunks, seconds: float, rate: int):
-    """Stop a chunk stream after `seconds` of audio."""
-    budget = round(seconds * rate)
-    for chunk in chunks:
-        if budget <= 0:
-            return
-        yield chunk[:budget]
-        budget -= len(chunk)
+def _print_summary(summary: dict, task: str, truth: Path | None) -> None:
+    lat = summary["latency_ms"]
+    print(
+        f"summary: {summary['windows']} windows, {summary['events']} "
+        f"{'events' if task == 'detection' else 'label changes'}, "
+        f"latency p50 {lat['p50']:.2f} ms p99 {lat['p99']:.2f} ms, "
+        f"CPU {summary['cpu_percent']:.2f}% of a core, peak RSS {summary['peak_rss_mb']} MB"
+    )
+    if "on_event" in summary:
+        hook = summary["on_event"]
+        print(
+            f"on-event: {hook['runs']} runs, {hook['failures']} failed, {hook['dropped']} dropped"
+        )
+    score = summary.get("score")
+    if score and "f1" in score:
+        print(
+            f"score vs {truth}: precision {score['precision']:.2f}, recall "
+            f"{score['recall']:.2f}, F1 {score['f1']:.2f}, false alarms/hour "
+            f"{score['false_alarms_per_hour']:.1f}, miss rate {score['miss_rate']:.2f} "
+            f"(onset tolerance {score['onset_tolerance_s']} s)"
+        )
+    elif score:
+        print(
+            f"score vs {truth}: {100 * score['time_correct']:.1f}% of the time labelled correctly"
+        )
 
 
 def list_input_devices() -> int:
@@ -428,6 +422,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=("fp32", "int8"), help="model precision")
     p.add_argument("--threads", type=int, default=1, help="interpreter threads (default 1)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument(
+        "--on-event",
+        metavar="CMD",
+        help="run CMD for each event (or label change), its JSON on stdin; it runs "
+        "outside the audio loop and its failures are counted",
+    )
     p.set_defaults(func=cmd_listen)
 
     p = sub.add_parser(

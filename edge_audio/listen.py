@@ -7,13 +7,16 @@ from __future__ import annotations
 import resource
 import signal
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .sources import DeviceLost
-from .stream import Event, LabelChange, StreamEngine
+from .stream import Event, LabelChange, StreamConfig, StreamEngine
+
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "fsdd-digits"
 
 
 class Stop(Exception):
@@ -69,3 +72,100 @@ def run(
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "backend": engine.backend.describe(),
     }
+
+
+class Listener:
+    """The Python API for embedding edge-audio in a program:
+
+        with Listener("models/fsdd-digits") as listener:    # the default microphone
+            for decision in listener:
+                print(decision.label, decision.score)
+
+        listener = Listener(simulate="demo/digits.wav")
+        listener.on(lambda decision: print(decision.to_dict()))
+        summary = listener.run()
+
+    The CLI's `listen` is a thin layer over this class."""
+
+    def __init__(
+        self,
+        model: str | Path | None = None,
+        *,
+        device: str | None = None,
+        simulate: str | Path | None = None,
+        realtime: bool = False,
+        config: StreamConfig | None = None,
+        backend: str | None = None,
+        precision: str | None = None,
+        threads: int = 1,
+    ) -> None:
+        from .backends import load_backend
+        from .bundle import load_bundle
+        from .sources import FileSource, MicSource
+
+        self.bundle = load_bundle(model or DEFAULT_MODEL)
+        self.backend = load_backend(self.bundle, backend, precision, threads)
+        if config is None:
+            stride = self.bundle.manifest["window"].get("stream_stride_seconds", 0.25)
+            config = StreamConfig(stride_s=stride)
+        self.source: FileSource | MicSource
+        if simulate is not None:
+            self.source = FileSource(simulate, realtime=realtime)
+        else:
+            self.source = MicSource(device)
+        self.engine = StreamEngine(self.bundle, self.backend, self.source.rate, config)
+        self.callbacks: list[Callable[[Event | LabelChange], None]] = []
+        self.summary: dict[str, Any] | None = None
+
+    def on(self, callback: Callable[[Event | LabelChange], None]) -> None:
+        self.callbacks.append(callback)
+
+    def run(self, duration_s: float | None = None) -> dict[str, Any]:
+        """Run to the end of the input (or `duration_s`), calling the callbacks."""
+        chunks = self.source.chunks()
+        if duration_s:
+            chunks = limit_seconds(chunks, duration_s, self.source.rate)
+        try:
+            self.summary = run(chunks, self.engine, self._emit, lambda: self.source.overflows)
+        finally:
+            self.close()
+        self.summary["dropped_frames"] = getattr(self.source, "dropped_frames", 0)
+        return self.summary
+
+    def __iter__(self) -> Iterator[Event | LabelChange]:
+        """Run the stream, yielding each decision (callbacks are called too)."""
+        try:
+            for chunk in self.source.chunks():
+                for decision in self.engine.feed(chunk):
+                    self._emit(decision)
+                    yield decision
+            for decision in self.engine.flush():
+                self._emit(decision)
+                yield decision
+        finally:
+            self.close()
+
+    def _emit(self, decision: Event | LabelChange) -> None:
+        for callback in self.callbacks:
+            callback(decision)
+
+    def close(self) -> None:
+        close = getattr(self.source, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> Listener:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def limit_seconds(chunks: Iterable[np.ndarray], seconds: float, rate: int) -> Iterator[np.ndarray]:
+    """Stop a chunk stream after `seconds` of audio."""
+    budget = round(seconds * rate)
+    for chunk in chunks:
+        if budget <= 0:
+            return
+        yield chunk[:budget]
+        budget -= len(chunk)

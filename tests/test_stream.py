@@ -251,3 +251,32 @@ def test_music_speech_label_track_follows_a_real_stream(tmp_path):
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert lines[0]["type"] == "label" and lines[0]["label"] == "music"
     assert lines[-1]["score"]["time_correct"] >= 0.85
+
+
+def test_on_event_runs_a_command_per_event_with_its_json(tmp_path, capsys):
+    log = tmp_path / "events.jsonl"
+    command = f"cat >> {log}; echo >> {log}"
+    assert main(["listen", "--simulate", str(DEMO), "--json", "--on-event", command]) == 0
+    summary = json.loads(capsys.readouterr().out.splitlines()[-1])
+    received = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    assert summary["on_event"] == {"runs": summary["events"], "failures": 0, "dropped": 0}
+    assert len(received) == summary["events"] and received[0]["type"] == "event"
+
+
+def test_on_event_failures_are_counted_not_fatal(capsys):
+    assert main(["listen", "--simulate", str(DEMO), "--json", "--on-event", "exit 3"]) == 0
+    hook = json.loads(capsys.readouterr().out.splitlines()[-1])["on_event"]
+    assert hook["runs"] > 0 and hook["failures"] == hook["runs"]
+
+
+def test_python_api_iterates_and_calls_back():
+    from edge_audio import Listener
+
+    seen = []
+    with Listener(simulate=DEMO) as listener:
+        listener.on(seen.append)
+        decisions = list(listener)
+    assert decisions and decisions == seen
+    assert all(d.type == "event" and d.label != "_background_" for d in decisions)
+    summary = Listener(simulate=DEMO).run()
+    assert summary["events"] == len(decisions) and summary["type"] == "summary"
