@@ -10,7 +10,7 @@ DEVICE_PY := $(DEVICE_VENV)/bin/python
 # torch is pinned: an unpinned torch pulls gigabytes of CUDA packages.
 TORCH := torch==2.13.0
 
-.PHONY: demo test lint bench-frontend demo-audio models clean
+.PHONY: demo test lint bench-frontend bench-listen demo-audio models clean
 
 demo: $(DEVICE_VENV)/.installed
 	$(DEVICE_VENV)/bin/edge-audio listen --simulate demo/digits.wav --truth demo/digits.truth.csv
@@ -23,6 +23,10 @@ lint: $(VENV)/.installed
 
 bench-frontend: $(VENV)/.installed
 	$(PY) benchmarks/frontend.py
+
+# The listen loop's CPU, latency and memory over an hour of audio, in the device venv.
+bench-listen: $(DEVICE_VENV)/.installed
+	$(DEVICE_PY) benchmarks/listen_budget.py --hours 1
 
 # Re-synthesise demo/digits.wav and its truth CSV (needs espeak-ng).
 demo-audio: $(VENV)/.installed
