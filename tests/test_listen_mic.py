@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -29,18 +30,8 @@ def need(ok: bool, reason: str) -> None:
         pytest.skip(reason)
 
 
-@pytest.fixture(scope="module")
-def pulse(tmp_path_factory):
-    for tool in ("pulseaudio", "pactl", "paplay"):
-        need(
-            shutil.which(tool) is not None,
-            f"{tool} is not installed (apt install pulseaudio pulseaudio-utils libasound2-plugins)",
-        )
-    try:
-        import pyaudio  # noqa: F401
-    except ImportError:
-        need(False, "pyaudio is not installed (the mic extra)")
-    runtime = tmp_path_factory.mktemp("xdg")
+def start_pulse(runtime: Path) -> tuple[subprocess.Popen, dict]:
+    """PulseAudio with a null sink whose monitor is the default source."""
     env = dict(os.environ, XDG_RUNTIME_DIR=str(runtime))
     server = subprocess.Popen(
         [
@@ -57,14 +48,34 @@ def pulse(tmp_path_factory):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    for _ in range(100):
+        if subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode == 0:
+            break
+        time.sleep(0.1)
+    else:
+        server.kill()
+        pytest.fail("PulseAudio did not start")
+    subprocess.run(["pactl", "set-default-source", "vsink.monitor"], env=env, check=True)
+    return server, env
+
+
+def need_pulse_and_pyaudio() -> None:
+    for tool in ("pulseaudio", "pactl", "paplay"):
+        need(
+            shutil.which(tool) is not None,
+            f"{tool} is not installed (apt install pulseaudio pulseaudio-utils libasound2-plugins)",
+        )
     try:
-        for _ in range(100):
-            if subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode == 0:
-                break
-            time.sleep(0.1)
-        else:
-            pytest.fail("PulseAudio did not start")
-        subprocess.run(["pactl", "set-default-source", "vsink.monitor"], env=env, check=True)
+        import pyaudio  # noqa: F401
+    except ImportError:
+        need(False, "pyaudio is not installed (the mic extra)")
+
+
+@pytest.fixture(scope="module")
+def pulse(tmp_path_factory):
+    need_pulse_and_pyaudio()
+    server, env = start_pulse(tmp_path_factory.mktemp("xdg"))
+    try:
         yield env
     finally:
         server.terminate()  # stop it by its PID
@@ -129,33 +140,9 @@ def test_unknown_device_is_one_clear_line(pulse):
 
 def test_a_server_that_goes_away_ends_the_run_cleanly(tmp_path):
     """The device disappears mid-run: one line, the summary, exit code 3."""
-    need(shutil.which("pulseaudio") is not None, "pulseaudio is not installed")
+    need_pulse_and_pyaudio()
+    server, env = start_pulse(tmp_path)
     try:
-        import pyaudio  # noqa: F401
-    except ImportError:
-        need(False, "pyaudio is not installed (the mic extra)")
-    env = dict(os.environ, XDG_RUNTIME_DIR=str(tmp_path))
-    server = subprocess.Popen(
-        [
-            "pulseaudio",
-            "-n",
-            "--daemonize=no",
-            "--exit-idle-time=-1",
-            "-L",
-            "module-native-protocol-unix",
-            "-L",
-            "module-null-sink sink_name=vsink rate=16000 channels=1",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(100):
-            if subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode == 0:
-                break
-            time.sleep(0.1)
-        subprocess.run(["pactl", "set-default-source", "vsink.monitor"], env=env, check=True)
         process = listen(env, "--device", "pulse", "--json")
         time.sleep(3)
     finally:
