@@ -16,6 +16,7 @@ import numpy as np
 
 from . import __version__
 from .audio import load_audio
+from .bundle import DEFAULT_MODEL
 from .datasets import LAYOUTS, scan
 from .errors import ConfigError, EdgeAudioError
 from .frontend import FrontendConfig, LogMel
@@ -108,9 +109,6 @@ def cmd_scan(args: argparse.Namespace) -> int:
     else:
         print(index.summary())
     return 0
-
-
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "fsdd-digits"
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

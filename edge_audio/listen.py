@@ -13,10 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from .bundle import DEFAULT_MODEL
 from .sources import DeviceLost
 from .stream import Event, LabelChange, StreamConfig, StreamEngine
-
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "fsdd-digits"
 
 
 class Stop(Exception):

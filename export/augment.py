@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .data import FLOOR_DB
+from edge_audio.windows import FLOOR_DB
 
 
 @dataclass(frozen=True)

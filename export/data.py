@@ -20,10 +20,9 @@ from edge_audio.audio import load_audio
 from edge_audio.datasets import DatasetIndex, Record, Skipped
 from edge_audio.errors import AudioFileError, DatasetError
 from edge_audio.frontend import FrontendConfig, LogMel
-from edge_audio.windows import FLOOR_DB, WindowPlan, cut_window
+from edge_audio.windows import WindowPlan, cut_window
 
 BACKGROUND = "_background_"
-__all__ = ["FLOOR_DB", "WindowPlan", "cut_window"]  # re-exported for the toolchain
 
 
 def default_cache_dir() -> Path:

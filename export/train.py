@@ -566,7 +566,7 @@ def run_fold(
         truth = combined.label_ids()[windows[:, 0]]
         segments = classification_report(truth, probs.argmax(1), combined.labels)
         metrics["test_segments"] = {k: segments[k] for k in ("n", "accuracy", "macro_f1")}
-        metrics["test_segments"]["seconds"] = plan.frames * combined_hop_seconds(cache)
+        metrics["test_segments"]["seconds"] = preset.window_s
     if background_test:
         bg = evaluate_clips(model, combined, background_test, plan)
         metrics["test_background"] = {"n": bg["n"], "recall": bg["accuracy"]}
@@ -581,10 +581,6 @@ def run_fold(
     return FoldResult(
         fold, state, history, best_epoch, interrupted, metrics, baseline, time.time() - start
     )
-
-
-def combined_hop_seconds(cache: FeatureCache) -> float:
-    return cache.config.hop_length / cache.config.sample_rate
 
 
 def window_plan(preset: Preset, cache: FeatureCache) -> WindowPlan:
@@ -732,7 +728,6 @@ def train_command(args: argparse.Namespace) -> int:
         "training": {k: v for k, v in settings.__dict__.items() if k != "augment"},
         "command": "python -m export " + " ".join(shlex.quote(a) for a in args.argv),
     }
-    config["training"]["augment"] = None
     results = []
     for fold in folds:
         result = run_fold(

@@ -43,7 +43,7 @@ def test_shipped_bundle_loads_small_and_licensed(name):
 
 
 def test_the_default_model_is_fsdd_digits_with_a_background_class():
-    from edge_audio.cli import DEFAULT_MODEL
+    from edge_audio.bundle import DEFAULT_MODEL
 
     bundle = load_bundle(DEFAULT_MODEL)
     assert bundle.name == "fsdd-digits" and bundle.background_label == "_background_"

@@ -15,6 +15,7 @@ torch = pytest.importorskip("torch", reason="the train extra (torch) is not inst
 from edge_audio.audio import write_wav  # noqa: E402
 from edge_audio.errors import ConfigError, DatasetError  # noqa: E402
 from edge_audio.frontend import FrontendConfig  # noqa: E402
+from edge_audio.windows import WindowPlan, cut_window  # noqa: E402
 from export import train as train_module  # noqa: E402
 from export.augment import AugmentConfig, add_noise_db, augment_batch, mixup  # noqa: E402
 from export.cli import main as export_main  # noqa: E402
@@ -22,8 +23,6 @@ from export.data import (  # noqa: E402
     Clip,
     ClipSet,
     FeatureCache,
-    WindowPlan,
-    cut_window,
     group_split,
     index_windows,
     make_batch,
