@@ -9,6 +9,7 @@ trusted for an allocation before it is checked against the real file size.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -176,6 +177,23 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
     if len(raw) != info.data_bytes:  # the file shrank under us
         raise AudioFileError(info.path, "truncated while reading the data chunk")
     return to_mono(_decode(raw, info)), info.sample_rate
+
+
+def iter_wav(info: WavInfo, frames: int) -> Iterator[np.ndarray]:
+    """Mono float32 chunks of `frames` samples, read from disk as they are needed:
+    an hour-long recording is never held in memory at once."""
+    step = frames * info.block_align
+    try:
+        with info.path.open("rb") as f:
+            f.seek(info.data_offset)
+            for offset in range(0, info.data_bytes, step):
+                want = min(step, info.data_bytes - offset)
+                raw = f.read(want)
+                if len(raw) != want:  # the file shrank under us
+                    raise AudioFileError(info.path, "truncated while reading the data chunk")
+                yield to_mono(_decode(raw, info))
+    except OSError as exc:
+        raise AudioFileError(info.path, f"cannot read: {exc.strerror or exc}") from None
 
 
 def to_mono(frames: np.ndarray) -> np.ndarray:

@@ -12,34 +12,63 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import load_audio
-from .errors import EdgeAudioError, MissingDependencyError
+from .audio import WavInfo, iter_wav, load_audio, wav_info
+from .errors import AudioFileError, EdgeAudioError, MissingDependencyError
 from .native import quiet_stderr
 
 CHUNK_FRAMES = 1024  # what a USB microphone's driver typically hands over per read
 
 
 class FileSource:
+    """A recording replayed in microphone-sized chunks. WAV is read from disk chunk
+    by chunk (memory stays flat however long the file); other formats are decoded
+    whole through soundfile."""
+
     def __init__(
         self, path: str | Path, chunk_frames: int = CHUNK_FRAMES, realtime: bool = False
     ) -> None:
         self.path = Path(path)
-        self.samples, self.rate = load_audio(self.path, None, allow_silent=True)
         self.chunk_frames = chunk_frames
         self.realtime = realtime
         self.overflows = 0  # a file never overflows; the field mirrors a microphone's
+        self.wav: WavInfo | None = None
+        self.samples: np.ndarray | None = None
+        if _is_riff(self.path):
+            self.wav = wav_info(self.path)
+            if self.wav.n_frames == 0:
+                raise AudioFileError(self.path, "no samples (zero-length audio)")
+            self.rate, self.n_frames = self.wav.sample_rate, self.wav.n_frames
+        else:
+            self.samples, self.rate = load_audio(self.path, None, allow_silent=True)
+            self.n_frames = self.samples.size
 
     @property
     def duration(self) -> float:
-        return self.samples.size / self.rate
+        return self.n_frames / self.rate
+
+    def _raw_chunks(self) -> Iterator[np.ndarray]:
+        if self.wav is not None:
+            yield from iter_wav(self.wav, self.chunk_frames)
+        else:
+            assert self.samples is not None
+            for i in range(0, self.samples.size, self.chunk_frames):
+                yield self.samples[i : i + self.chunk_frames]
 
     def chunks(self) -> Iterator[np.ndarray]:
-        start = time.monotonic()
-        for i in range(0, self.samples.size, self.chunk_frames):
+        start, played = time.monotonic(), 0
+        for chunk in self._raw_chunks():
+            played += chunk.size
             if self.realtime:  # pace to the wall clock, as a microphone would
-                due = start + (i + self.chunk_frames) / self.rate
-                time.sleep(max(0.0, due - time.monotonic()))
-            yield self.samples[i : i + self.chunk_frames]
+                time.sleep(max(0.0, start + played / self.rate - time.monotonic()))
+            yield chunk
+
+
+def _is_riff(path: Path) -> bool:
+    try:
+        with path.open("rb") as f:
+            return f.read(4) == b"RIFF"
+    except OSError as exc:
+        raise AudioFileError(path, f"cannot open: {exc.strerror or exc}") from None
 
 
 class DeviceLost(Exception):

@@ -280,3 +280,30 @@ def test_python_api_iterates_and_calls_back():
     assert all(d.type == "event" and d.label != "_background_" for d in decisions)
     summary = Listener(simulate=DEMO).run()
     assert summary["events"] == len(decisions) and summary["type"] == "summary"
+
+
+def test_file_source_streams_wav_in_microphone_sized_chunks(tmp_path):
+    from edge_audio.audio import read_wav
+    from edge_audio.sources import FileSource
+
+    x = np.random.default_rng(0).uniform(-0.5, 0.5, (5000, 2))
+    path = tmp_path / "stereo24.wav"
+    write_wav(path, x, 22050, bits=24)
+    source = FileSource(path, chunk_frames=1024)
+    chunks = list(source.chunks())
+    assert source.samples is None  # read from disk chunk by chunk, never whole
+    assert [c.size for c in chunks] == [1024] * 4 + [904]
+    np.testing.assert_array_equal(np.concatenate(chunks), read_wav(path)[0])
+    assert source.rate == 22050 and source.duration == pytest.approx(5000 / 22050)
+
+
+def test_file_source_rejects_empty_and_missing_files(tmp_path):
+    from edge_audio.errors import AudioFileError
+    from edge_audio.sources import FileSource
+
+    empty = tmp_path / "empty.wav"
+    write_wav(empty, np.zeros(0), 16000)
+    with pytest.raises(AudioFileError, match="zero-length"):
+        FileSource(empty)
+    with pytest.raises(AudioFileError, match="cannot open"):
+        FileSource(tmp_path / "missing.wav")
