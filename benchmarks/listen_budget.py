@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 import time
 from pathlib import Path
@@ -21,15 +20,9 @@ sys.path.insert(0, str(REPO))
 from edge_audio.audio import load_audio  # noqa: E402
 from edge_audio.backends import load_backend  # noqa: E402
 from edge_audio.bundle import load_bundle  # noqa: E402
+from edge_audio.meter import peak_rss_mb, rss_mb  # noqa: E402
 from edge_audio.sources import CHUNK_FRAMES  # noqa: E402
 from edge_audio.stream import StreamEngine  # noqa: E402
-
-
-def rss_mb() -> float:
-    """Current resident set size (not the peak), from /proc."""
-    with open("/proc/self/statm") as f:
-        pages = int(f.read().split()[1])
-    return pages * resource.getpagesize() / 2**20
 
 
 def main() -> None:
@@ -68,7 +61,7 @@ def main() -> None:
         "rss_mb_after_1_min": marks[0] if marks else rss_mb(),
         "rss_mb_at_end": rss_mb(),
         "rss_growth_mb": rss_mb() - (marks[0] if marks else rss_mb()),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
     }
     if args.json:
         print(json.dumps(report, indent=2))

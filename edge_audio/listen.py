@@ -4,7 +4,6 @@ SIGTERM (what systemd sends), and always reports a summary."""
 
 from __future__ import annotations
 
-import resource
 import signal
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -14,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .bundle import DEFAULT_MODEL
+from .meter import peak_rss_mb
 from .sources import DeviceLost
 from .stream import Event, LabelChange, StreamConfig, StreamEngine
 
@@ -68,7 +68,7 @@ def run(
         # CPU time per second of audio, as a share of one core
         "cpu_percent": round(100 * cpu / stream_seconds, 3) if stream_seconds else 0.0,
         "realtime_factor": round(wall / stream_seconds, 5) if stream_seconds else 0.0,
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": peak_rss_mb(),
         "backend": engine.backend.describe(),
     }
 

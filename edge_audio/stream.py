@@ -217,14 +217,22 @@ class StreamEngine:
 
     def _score_window(self) -> Event | LabelChange | None:
         probs = self.backend.probabilities(self._window())[0]
-        smoothed = self.smoother.push(probs)
         self.windows += 1
-        # Stream time of the window, corrected for the resampler's delay.
+        return self.decide(probs)
+
+    def window_span(self) -> tuple[float, float]:
+        """Stream time (start, end) of the newest window, corrected for the
+        resampler's delay."""
+        frontend = self.bundle.frontend
         end = (
             self.frames_seen * self.frame_seconds
-            + (self.bundle.frontend.win_length - self.bundle.frontend.hop_length)
-            / self.bundle.frontend.sample_rate
+            + (frontend.win_length - frontend.hop_length) / frontend.sample_rate
             - self.resampler.delay_seconds
         )
-        start = end - self.bundle.window_seconds
-        return self.decider.decide(smoothed, max(start, 0.0), end)
+        return max(end - self.bundle.window_seconds, 0.0), end
+
+    def decide(self, probs: np.ndarray) -> Event | LabelChange | None:
+        """Smooth one window's probabilities and let the decider decide."""
+        smoothed = self.smoother.push(probs)
+        start, end = self.window_span()
+        return self.decider.decide(smoothed, start, end)

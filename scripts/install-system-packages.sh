@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Debian packages the tests need: portaudio19-dev to build pyaudio (the `mic` extra);
-# pulseaudio, pulseaudio-utils and libasound2-plugins for a virtual microphone.
+# pulseaudio, pulseaudio-utils and libasound2-plugins for a virtual microphone;
+# sysbench, the like-for-like CPU score that scales firmware_sim's board profiles.
 # Installs only what is missing, so a second run costs nothing.
 set -euo pipefail
-packages=(portaudio19-dev pulseaudio pulseaudio-utils libasound2-plugins "$@")
+packages=(portaudio19-dev pulseaudio pulseaudio-utils libasound2-plugins sysbench "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -1,0 +1,105 @@
+"""Device profiles: what a Pi-class board has (cores, clock, RAM) and how much
+slower than this host it runs the loop, each number with its source beside it.
+
+A built-in profile gives the board's published single-thread sysbench score;
+its slowdown is that score against this host's, measured in the same run
+(`host_sysbench_events_per_s`). A calibrated profile (`firmware_sim calibrate`)
+carries a slowdown measured with `edge-audio bench` on the real board instead.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edge_audio.errors import ConfigError, EdgeAudioError
+
+PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    board: str
+    cpu: str
+    cores: int
+    ram_mb: int
+    os_reserve_mb: int  # RAM the OS and GPU split keep; the rest is the loop's budget
+    clock_ghz: float | None = None
+    sysbench_events_per_s: float | None = None  # published single-thread score
+    slowdown: float | None = None  # measured on the board (calibrated profiles)
+    calibrated_against: str | None = None  # the host a measured slowdown is relative to
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.sysbench_events_per_s is None and self.slowdown is None:
+            raise ConfigError(f"profile {self.name}: needs a sysbench score or a slowdown")
+        if self.ram_mb <= self.os_reserve_mb:
+            raise ConfigError(f"profile {self.name}: the OS reserve leaves no RAM")
+
+    @property
+    def ram_budget_mb(self) -> int:
+        return self.ram_mb - self.os_reserve_mb
+
+    def slowdown_against(self, host_events_per_s: float | None) -> float:
+        """How many times longer a step takes on the board than here."""
+        if self.slowdown is not None:
+            return self.slowdown
+        if not host_events_per_s:
+            raise ConfigError(f"profile {self.name}: needs this host's sysbench score")
+        assert self.sysbench_events_per_s is not None
+        return host_events_per_s / self.sysbench_events_per_s
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def builtin_names() -> list[str]:
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.json"))
+
+
+def load_profile(name_or_path: str | Path) -> Profile:
+    """A built-in profile by name, or a profile JSON file (e.g. from calibrate)."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = PROFILE_DIR / f"{name_or_path}.json"
+        if not path.exists():
+            raise ConfigError(
+                f"unknown profile '{name_or_path}' (built in: {', '.join(builtin_names())}; "
+                "or give a profile JSON file)"
+            )
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read profile: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: not a profile (bad JSON: {exc.msg})") from None
+    try:
+        return Profile(**data)
+    except TypeError as exc:
+        raise ConfigError(f"{path}: not a profile ({exc})") from None
+
+
+def host_sysbench(seconds: float = 3.0) -> float:
+    """This host's single-thread sysbench cpu score (events/s): the same test as
+    the published board figures, so their ratio is a like-for-like slowdown."""
+    if shutil.which("sysbench") is None:
+        raise EdgeAudioError(
+            "scaling a profile to this host needs sysbench (apt install sysbench), "
+            "or give --slowdown"
+        )
+    done = subprocess.run(
+        ["sysbench", "cpu", "--threads=1", f"--time={seconds:g}", "run"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    match = re.search(r"events per second:\s*([\d.]+)", done.stdout)
+    if done.returncode != 0 or match is None:
+        raise ConfigError(f"sysbench failed: {(done.stderr or done.stdout).strip()[-200:]}")
+    return float(match.group(1))
