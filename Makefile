@@ -10,7 +10,7 @@ DEVICE_PY := $(DEVICE_VENV)/bin/python
 # torch is pinned: an unpinned torch pulls gigabytes of CUDA packages.
 TORCH := torch==2.13.0
 
-.PHONY: demo test lint bench-frontend bench-listen demo-audio models clean
+.PHONY: demo test lint bench bench-frontend bench-listen arm-check sim demo-audio models clean
 
 demo: $(DEVICE_VENV)/.installed
 	$(DEVICE_VENV)/bin/edge-audio listen --simulate demo/digits.wav --truth demo/digits.truth.csv
@@ -23,6 +23,23 @@ lint: $(VENV)/.installed
 
 bench-frontend: $(VENV)/.installed
 	$(PY) benchmarks/frontend.py
+
+# Latency, CPU and memory of every shipped artefact against librosa + torch eager
+# (the baseline needs the full venv); writes bench-results/bench.{json,md,png}.
+bench: $(VENV)/.installed
+	$(PY) benchmarks/latency.py --out bench-results
+
+# Will a Pi Zero 2 W keep up? Every shipped model on the demo and on an hour of audio.
+sim: $(DEVICE_VENV)/.installed
+	scripts/install-system-packages.sh
+	for m in fsdd-digits music-speech esc50; do \
+		$(DEVICE_PY) -m firmware_sim --profile pi-zero-2w --model models/$$m || exit 1; \
+		$(DEVICE_PY) -m firmware_sim --profile pi-zero-2w --model models/$$m --hours 1 || exit 1; \
+	done
+
+# The device runtime on aarch64 under qemu user-mode emulation, compared with x86.
+arm-check: $(DEVICE_VENV)/.installed
+	PY=$(DEVICE_PY) scripts/arm-check.sh
 
 # The listen loop's CPU, latency and memory over an hour of audio, in the device venv.
 bench-listen: $(DEVICE_VENV)/.installed
