@@ -85,8 +85,9 @@ def time_calls(call: Callable[[int], object], runs: int, warmup: int) -> np.ndar
 
 
 def stride_samples(bundle: Any) -> int:
-    stride = bundle.manifest["window"].get("stream_stride_seconds", 0.25)
-    return round(stride * bundle.frontend.sample_rate)
+    from .stream import StreamConfig
+
+    return round(StreamConfig.for_bundle(bundle).stride_s * bundle.frontend.sample_rate)
 
 
 def loop_chunks(samples: np.ndarray, seconds: float, rate: int, chunk: int):

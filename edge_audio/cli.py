@@ -196,22 +196,17 @@ def cmd_listen(args: argparse.Namespace) -> int:
     from .hooks import CommandHook
     from .listen import Listener
     from .scoring import read_truth, score_events, score_labels
-    from .stream import StreamConfig
 
     if args.list_devices:
         return list_input_devices()
     truth = read_truth(args.truth) if args.truth else None
-    config = StreamConfig(
-        threshold=args.threshold,
-        smoothing=args.smoothing,
-        **({"stride_s": args.stride} if args.stride else {}),
-    )
+    overrides = {"threshold": args.threshold, "smoothing": args.smoothing, "stride_s": args.stride}
     listener = Listener(
         args.model,
         device=args.device,
         simulate=args.simulate,
         realtime=args.realtime,
-        config=config,
+        overrides=overrides,
         backend=args.backend,
         precision=args.precision,
         threads=args.threads,
@@ -447,11 +442,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--threshold",
         type=float,
-        default=0.5,
-        help="detection threshold on the smoothed score (default 0.5)",
+        help="detection threshold on the smoothed score (default: the bundle's, calibrated "
+        "on held-out streams; 0.5 when it has none)",
     )
     p.add_argument("--stride", type=float, help="seconds between windows (default: manifest)")
-    p.add_argument("--smoothing", type=int, default=3, help="windows averaged (default 3)")
+    p.add_argument("--smoothing", type=int, help="windows averaged (default: manifest, or 3)")
     p.add_argument("--backend", choices=("onnx", "tflite"), help="runtime (default: best)")
     p.add_argument("--precision", choices=("fp32", "int8"), help="model precision")
     p.add_argument("--threads", type=int, default=1, help="interpreter threads (default 1)")

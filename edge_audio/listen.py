@@ -94,6 +94,7 @@ class Listener:
         simulate: str | Path | None = None,
         realtime: bool = False,
         config: StreamConfig | None = None,
+        overrides: dict[str, Any] | None = None,
         backend: str | None = None,
         precision: str | None = None,
         threads: int = 1,
@@ -104,9 +105,8 @@ class Listener:
 
         self.bundle = load_bundle(model or DEFAULT_MODEL)
         self.backend = load_backend(self.bundle, backend, precision, threads)
-        if config is None:
-            stride = self.bundle.manifest["window"].get("stream_stride_seconds", 0.25)
-            config = StreamConfig(stride_s=stride)
+        if config is None:  # the bundle's settings, with the caller's overrides
+            config = StreamConfig.for_bundle(self.bundle, **(overrides or {}))
         self.source: FileSource | MicSource
         if simulate is not None:
             self.source = FileSource(simulate, realtime=realtime)

@@ -39,6 +39,25 @@ class StreamConfig:
         if self.suppression_s < 0:
             raise ConfigError("suppression time cannot be negative")
 
+    @classmethod
+    def for_bundle(cls, bundle: Bundle, **overrides: float | int | None) -> StreamConfig:
+        """The bundle's own settings (its stride; the threshold calibrated on
+        held-out streams when `python -m export calibrate` has set one), with any
+        non-None override on top (e.g. the CLI's --threshold)."""
+        settings: dict[str, Any] = {}
+        stride = bundle.manifest.get("window", {}).get("stream_stride_seconds")
+        if stride:
+            settings["stride_s"] = stride
+        stream = bundle.manifest.get("stream", {})
+        for key in ("threshold", "smoothing", "min_count", "suppression_s"):
+            if key in stream:
+                settings[key] = stream[key]
+        settings |= {k: v for k, v in overrides.items() if v is not None}
+        unknown = set(settings) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ConfigError(f"unknown stream settings: {', '.join(sorted(unknown))}")
+        return cls(**settings)
+
 
 @dataclass(frozen=True)
 class Event:
@@ -165,7 +184,7 @@ class StreamEngine:
     ) -> None:
         self.bundle = bundle
         self.backend = backend
-        self.config = config or StreamConfig()
+        self.config = config or StreamConfig.for_bundle(bundle)
         frontend = bundle.frontend
         self.resampler = StreamingResampler(source_rate, frontend.sample_rate)
         self.resampler_source_rate = source_rate

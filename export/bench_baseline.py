@@ -51,10 +51,11 @@ class BaselinePipeline:
         spec = ModelSpec(model["name"], model["size"], len(bundle.labels), (self.frames, self.mels))
         self.model = build_model(spec).eval()
         self.window = bundle.frontend.n_samples(self.frames)
-        self.smoother = Smoother(StreamConfig().smoothing, len(bundle.labels))
+        config = StreamConfig.for_bundle(bundle)
+        self.smoother = Smoother(config.smoothing, len(bundle.labels))
         self.decider: EventDetector | LabelTracker
         if bundle.task == "detection":
-            self.decider = EventDetector(bundle.labels, bundle.background_label, StreamConfig())
+            self.decider = EventDetector(bundle.labels, bundle.background_label, config)
         else:
             self.decider = LabelTracker(bundle.labels)
 

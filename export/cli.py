@@ -14,6 +14,7 @@ from edge_audio.errors import EdgeAudioError
 COMMANDS: dict[str, str] = {
     "train": "export.train",
     "quantize": "export.quantize",
+    "calibrate": "export.streamcal",
 }  # name -> module providing add_parser(sub) and run(args)
 
 

@@ -740,6 +740,16 @@ def quantize_command(args: argparse.Namespace) -> int:
         (work / MANIFEST).write_text(json.dumps(manifest, indent=2))
         command = "python -m export " + " ".join(shlex.quote(a) for a in args.argv)
         write_card(work, manifest, run, command)
+        if manifest["task"] == "detection":  # the stream threshold, on held-out streams
+            from .streamcal import calibrate, write_stream_settings
+
+            dataset = run.config["dataset"]
+            root = args.data or Path(dataset["root"])
+            stream = calibrate(work, root, dataset["layout"], seed=args.seed)
+            write_stream_settings(work, stream)
+            print(
+                f"  stream threshold {stream['threshold']:.2f} (best event F1 on held-out streams)"
+            )
         from .report import plot_confusion
 
         int8 = results["tflite-int8"]

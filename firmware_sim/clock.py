@@ -78,49 +78,46 @@ def simulate(
     report = ClockReport()
     stream: Iterator[np.ndarray] = iter(periods)
     free_at = 0.0  # when the loop is next idle, on the simulated clock
-    k = 0  # index of the next period the loop reads
-    period_s: float | None = None
+    offset = 0  # stream samples before the next chunk the loop reads
+    capacity: int | None = None  # the ring, in samples
+    period_s = 0.0
     pending: np.ndarray | None = next(stream, None)
     while pending is not None:
-        chunk = pending
-        if period_s is None:
-            period_s = chunk.size / rate
-        ready = (k + 1) * period_s  # the period is complete in the buffer
+        if capacity is None:
+            capacity = buffer_periods * pending.size
+            period_s = pending.size / rate
+        ready = (offset + pending.size) / rate  # the chunk is complete in the ring
         start = max(free_at, ready)
-        # Periods complete by `start` that the loop has not read; the ring holds
-        # `buffer_periods`, so anything older has been overwritten.
-        newest = int(start / period_s + 1e-9) - 1
-        lost = newest - k + 1 - buffer_periods
-        if lost > 0:
+        # Samples captured by `start` that the loop has not read: beyond the ring's
+        # capacity, the oldest were overwritten (whole periods, as ALSA's ring).
+        if int(start * rate) - offset > capacity:
             report.overruns += 1
             if report.first_overrun_s is None:
                 report.first_overrun_s = round(start, 3)
-            for _ in range(lost):
-                if pending is None:
-                    break
+            while pending is not None and int(start * rate) - offset > capacity:
                 report.dropped_samples += pending.size
+                offset += pending.size
                 pending = next(stream, None)
-                k += 1
             if pending is None:
                 break
-            chunk = pending
-            ready = (k + 1) * period_s
+            ready = (offset + pending.size) / rate
             start = max(free_at, ready)
+        chunk = pending
         decisions, cost = measure(lambda chunk=chunk: engine.feed(chunk))
         finish = start + cost * slowdown
         report.busy_s += cost * slowdown
         report.periods += 1
-        if finish > ready + period_s:
+        if finish > ready + period_s:  # not done before the next period is complete
             report.deadline_misses += 1
-        report.max_period_latency_s = max(report.max_period_latency_s, finish - (ready - period_s))
+        report.max_period_latency_s = max(report.max_period_latency_s, finish - offset / rate)
         for decision in decisions:
             report.decisions.append(decision)
             report.emitted_at.append(finish)
             report.max_latency_s = max(report.max_latency_s, finish - decision.time)
         free_at = finish
-        k += 1
+        offset += chunk.size
         pending = next(stream, None)
-    report.stream_s = k * (period_s or 0.0)
+    report.stream_s = offset / rate
     # End of input: the same flush as `listen --simulate`, so the events compare.
     for decision in engine.flush():
         report.decisions.append(decision)

@@ -32,22 +32,35 @@ OUT_OF_MEMORY = 4  # exit code: the loop did not fit in the RAM budget
 
 
 def periods(path: Path, seconds: float | None) -> tuple[Iterator[np.ndarray], int]:
-    """The recording in capture periods, from disk; repeated to `seconds` if given."""
+    """The recording in capture periods of CHUNK_FRAMES, from disk; repeated to
+    `seconds` if given. Periods run on across a repetition's seam, as a
+    microphone's would; only the very last one may be short."""
     info = wav_info(path)
+    total = None if seconds is None else round(seconds * info.sample_rate)
+
+    def samples() -> Iterator[np.ndarray]:
+        while True:
+            yield from iter_wav(info, CHUNK_FRAMES)
+            if total is None:
+                return
 
     def chunks() -> Iterator[np.ndarray]:
-        total = None if seconds is None else round(seconds * info.sample_rate)
+        carry = np.zeros(0, np.float32)
         fed = 0
-        while True:
-            for chunk in iter_wav(info, CHUNK_FRAMES):
+        for piece in samples():
+            carry = np.concatenate((carry, piece))
+            while carry.size >= CHUNK_FRAMES:
+                period, carry = carry[:CHUNK_FRAMES], carry[CHUNK_FRAMES:]
                 if total is not None:
-                    chunk = chunk[: total - fed]
-                if chunk.size == 0:
+                    period = period[: total - fed]
+                if period.size == 0:
                     return
-                fed += chunk.size
-                yield chunk
-            if total is None or fed >= total:
-                return
+                fed += period.size
+                yield period
+                if total is not None and fed >= total:
+                    return
+        if carry.size:
+            yield carry
 
     return chunks(), info.sample_rate
 
@@ -63,8 +76,7 @@ def comparable(decisions: Sequence[Decision]) -> list[tuple]:
 def run_device(args: argparse.Namespace) -> dict[str, Any]:
     bundle = load_bundle(args.model)
     backend = load_backend(bundle, args.backend, args.precision)
-    stride = bundle.manifest["window"].get("stream_stride_seconds", 0.25)
-    config = StreamConfig(stride_s=stride)
+    config = StreamConfig.for_bundle(bundle)  # as edge-audio listen runs it
     stream, rate = periods(args.input, args.seconds)
     engine = StreamEngine(bundle, backend, rate, config)
     clock = simulate(engine, stream, rate, args.slowdown, args.buffer_periods)

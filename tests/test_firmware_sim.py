@@ -238,3 +238,23 @@ def test_bad_input_is_one_clear_line(args, message):
     result = run_sim(*args)
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_periods_run_on_across_the_seams_of_a_repeated_recording():
+    from firmware_sim.device import periods
+
+    demo = REPO / "demo" / "digits.wav"
+    chunks, rate = periods(demo, 100.0)
+    sizes = [c.size for c in chunks]
+    assert sum(sizes) == 100 * rate and set(sizes[:-1]) == {PERIOD}  # no short period at a seam
+    once, _ = periods(demo, None)
+    assert np.concatenate(list(once)).size == 551914  # one pass: the whole file, nothing more
+
+
+def test_stream_time_and_the_clock_stay_together_over_an_hour():
+    """A drift between the audio clock and stream time would grow the latency."""
+    engine = FakeEngine()
+    n = round(3600 / PERIOD_S)
+    report = simulate(engine, numbered_periods(n), RATE, 1.0, 4, fixed_cost(PERIOD_S / 10))
+    assert report.stream_s == pytest.approx(n * PERIOD_S)
+    assert report.max_period_latency_s == pytest.approx(1.1 * PERIOD_S)

@@ -169,6 +169,17 @@ def test_listen_simulate_json_lines(capsys):
     assert summary["score"]["precision"] >= 0.9  # what it says, it says right
 
 
+def test_demo_detections_match_the_truth_with_the_bundles_own_threshold(capsys):
+    """The README's main command: F1 >= 0.9 on the demo, with the threshold the
+    bundle carries (chosen on held-out FSDD streams by export calibrate, never on
+    the demo) and no option tuned for it."""
+    bundle = load_bundle(REPO / "models" / "fsdd-digits")
+    assert bundle.manifest["stream"]["calibration"]["groups"] == ["theo"]
+    assert main(["listen", "--simulate", str(DEMO), "--truth", str(TRUTH), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert summary["score"]["f1"] >= 0.9, summary["score"]
+
+
 def test_listen_human_output_and_summary(capsys):
     assert main(["listen", "--simulate", str(DEMO), "--truth", str(TRUTH)]) == 0
     out = capsys.readouterr().out
