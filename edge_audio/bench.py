@@ -147,14 +147,29 @@ def measure_artefact(
     for chunk in loop_chunks(samples, config.loop_seconds, rate, CHUNK_FRAMES):
         engine.feed(chunk)
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    return stage_report(
+        (frontend, inference, decision), (wall, cpu), config, engine.windows, backend.runtime
+    )
+
+
+def stage_report(
+    stages: tuple[np.ndarray, np.ndarray, np.ndarray],
+    loop: tuple[float, float],
+    config: BenchConfig,
+    windows: int,
+    runtime: str,
+) -> dict[str, Any]:
+    """One artefact's (or the baseline's) figures: per-stage percentiles, and the
+    whole loop's wall and CPU time per second of audio."""
+    (frontend, inference, decision), (wall, cpu) = stages, loop
     return {
         "frontend_ms": stats_ms(frontend),
         "inference_ms": stats_ms(inference),
         "decision_ms": stats_ms(decision),
         "rtf": round(wall / config.loop_seconds, 6),
         "cpu_percent": round(100 * cpu / config.loop_seconds, 4),
-        "loop_windows": engine.windows,
-        "runtime": backend.runtime,
+        "loop_windows": windows,
+        "runtime": runtime,
         "peak_rss_mb": peak_rss_mb(),
     }
 

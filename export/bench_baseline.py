@@ -23,8 +23,7 @@ from edge_audio.bench import (
     BenchConfig,
     _child_parser,
     loop_chunks,
-    peak_rss_mb,
-    stats_ms,
+    stage_report,
     stride_samples,
     time_calls,
 )
@@ -123,16 +122,8 @@ def measure(bundle_dir: Path, audio_path: Path, config: BenchConfig) -> dict:
             windows += 1
             pipeline.decide(pipeline.probabilities(pipeline.features(ring)), fed / rate)
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-    return {
-        "frontend_ms": stats_ms(frontend),
-        "inference_ms": stats_ms(inference),
-        "decision_ms": stats_ms(decision),
-        "rtf": round(wall / config.loop_seconds, 6),
-        "cpu_percent": round(100 * cpu / config.loop_seconds, 4),
-        "loop_windows": windows,
-        "runtime": f"librosa + torch {pipeline.torch.__version__} eager",
-        "peak_rss_mb": peak_rss_mb(),
-    }
+    runtime = f"librosa + torch {pipeline.torch.__version__} eager"
+    return stage_report((frontend, inference, decision), (wall, cpu), config, windows, runtime)
 
 
 def first(bundle_dir: Path, audio_path: Path) -> None:
