@@ -47,6 +47,14 @@ def read_truth(path: str | Path) -> list[Segment]:
     return sorted(segments, key=lambda s: s.start)
 
 
+def precision_recall_f1(hits: int, detected: int, true_events: int) -> tuple[float, float, float]:
+    """Event precision, recall and F1 from counts (also summed over many streams)."""
+    precision = hits / detected if detected else 0.0
+    recall = hits / true_events if true_events else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision, recall, f1
+
+
 def score_events(
     events: list[dict[str, Any]],
     truth: list[Segment],
@@ -66,9 +74,7 @@ def score_events(
                 hits += 1
                 break
     false_alarms = len(events) - hits
-    precision = hits / len(events) if events else 0.0
-    recall = hits / len(truth)
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    precision, recall, f1 = precision_recall_f1(hits, len(events), len(truth))
     return {
         "precision": precision,
         "recall": recall,

@@ -155,6 +155,24 @@ class LabelTracker:
         return LabelChange(self.labels[best], float(smoothed[best]), window_end, time.time())
 
 
+class Decider:
+    """What turns one window's probabilities into decisions: the moving average,
+    then the event detector (bundles with a background class) or the label
+    tracker. The engine owns one; the bench baseline and the threshold
+    calibration use the same."""
+
+    def __init__(self, bundle: Bundle, config: StreamConfig) -> None:
+        self.smoother = Smoother(config.smoothing, len(bundle.labels))
+        self.rule: EventDetector | LabelTracker
+        if bundle.task == "detection":
+            self.rule = EventDetector(bundle.labels, bundle.background_label, config)
+        else:
+            self.rule = LabelTracker(bundle.labels)
+
+    def decide(self, probs: np.ndarray, start: float, end: float) -> Event | LabelChange | None:
+        return self.rule.decide(self.smoother.push(probs), start, end)
+
+
 class LatencyLog:
     """The last `size` per-window latencies, for percentiles, in a fixed array."""
 
@@ -195,12 +213,7 @@ class StreamEngine:
         self.stride_frames = max(
             1, round(self.config.stride_s * frontend.sample_rate / frontend.hop_length)
         )
-        self.smoother = Smoother(self.config.smoothing, len(bundle.labels))
-        self.decider: EventDetector | LabelTracker
-        if bundle.task == "detection":
-            self.decider = EventDetector(bundle.labels, bundle.background_label, self.config)
-        else:
-            self.decider = LabelTracker(bundle.labels)
+        self.decider = Decider(bundle, self.config)
         self.latency = LatencyLog()
         self.windows = 0
         self.frame_seconds = frontend.hop_length / frontend.sample_rate
@@ -252,6 +265,4 @@ class StreamEngine:
 
     def decide(self, probs: np.ndarray) -> Event | LabelChange | None:
         """Smooth one window's probabilities and let the decider decide."""
-        smoothed = self.smoother.push(probs)
-        start, end = self.window_span()
-        return self.decider.decide(smoothed, start, end)
+        return self.decider.decide(probs, *self.window_span())

@@ -29,7 +29,7 @@ from edge_audio.bench import (
 )
 from edge_audio.bundle import Bundle, load_bundle
 from edge_audio.sources import CHUNK_FRAMES
-from edge_audio.stream import EventDetector, LabelTracker, Smoother, StreamConfig
+from edge_audio.stream import Decider, StreamConfig
 from edge_audio.windows import normalise
 
 
@@ -50,13 +50,7 @@ class BaselinePipeline:
         spec = ModelSpec(model["name"], model["size"], len(bundle.labels), (self.frames, self.mels))
         self.model = build_model(spec).eval()
         self.window = bundle.frontend.n_samples(self.frames)
-        config = StreamConfig.for_bundle(bundle)
-        self.smoother = Smoother(config.smoothing, len(bundle.labels))
-        self.decider: EventDetector | LabelTracker
-        if bundle.task == "detection":
-            self.decider = EventDetector(bundle.labels, bundle.background_label, config)
-        else:
-            self.decider = LabelTracker(bundle.labels)
+        self.decider = Decider(bundle, StreamConfig.for_bundle(bundle))
 
     def features(self, audio: np.ndarray) -> np.ndarray:
         f = self.bundle.frontend
@@ -84,8 +78,7 @@ class BaselinePipeline:
             return self.torch.softmax(logits, dim=-1)[0].numpy()
 
     def decide(self, probs: np.ndarray, end: float) -> object:
-        smoothed = self.smoother.push(probs)
-        return self.decider.decide(smoothed, max(end - self.bundle.window_seconds, 0.0), end)
+        return self.decider.decide(probs, max(end - self.bundle.window_seconds, 0.0), end)
 
 
 def measure(bundle_dir: Path, audio_path: Path, config: BenchConfig) -> dict:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,8 @@ from edge_audio.backends import load_backend
 from edge_audio.bundle import MANIFEST, Bundle, load_bundle
 from edge_audio.datasets import LAYOUTS, scan
 from edge_audio.errors import ConfigError, DatasetError
-from edge_audio.scoring import Segment, score_events
-from edge_audio.stream import EventDetector, Smoother, StreamConfig, StreamEngine
+from edge_audio.scoring import Segment, precision_recall_f1, score_events
+from edge_audio.stream import Decider, StreamConfig, StreamEngine
 
 from .data import coloured_noise
 
@@ -92,15 +92,10 @@ def posteriors(bundle: Bundle, backend: Any, audio: np.ndarray, rate: int) -> li
 
 
 def events_at(bundle: Bundle, record: list, config: StreamConfig) -> list[dict[str, Any]]:
-    """Replay the smoother and the event detector on recorded posteriors."""
-    smoother = Smoother(config.smoothing, len(bundle.labels))
-    detector = EventDetector(bundle.labels, bundle.background_label, config)
-    events = []
-    for probs, start, end in record:
-        event = detector.decide(smoother.push(probs), start, end)
-        if event is not None:
-            events.append(event.to_dict())
-    return events
+    """Replay the engine's decisions (smoothing, event detector) on recorded posteriors."""
+    decider = Decider(bundle, config)
+    decisions = (decider.decide(probs, start, end) for probs, start, end in record)
+    return [d.to_dict() for d in decisions if d is not None]
 
 
 def held_out_clips(
@@ -136,8 +131,7 @@ def calibrate(
     base = StreamConfig.for_bundle(bundle)
     curve = {}
     for threshold in THRESHOLDS:
-        config = StreamConfig(base.stride_s, base.smoothing, threshold, base.min_count,
-                              base.suppression_s)  # fmt: skip
+        config = replace(base, threshold=threshold)
         hits = events = truths = 0
         for stream, record in zip(streams, records, strict=True):
             found = events_at(bundle, record, config)
@@ -145,9 +139,7 @@ def calibrate(
             hits, events, truths = (
                 hits + score["matched"], events + len(found), truths + len(stream.truth)
             )  # fmt: skip
-        precision = hits / events if events else 0.0
-        recall = hits / truths
-        f1 = 2 * precision * recall / (precision + recall) if hits else 0.0
+        precision, recall, f1 = precision_recall_f1(hits, events, truths)
         curve[threshold] = {"precision": precision, "recall": recall, "f1": f1}
     best = max(THRESHOLDS, key=lambda t: (round(curve[t]["f1"], 4), t))
     seconds = sum(s.audio.size for s in streams) / rate

@@ -105,7 +105,7 @@ def test_engine_memory_stays_flat():
         engine.feed(noise)
     sizes = (
         engine.ring.shape,
-        engine.smoother.ring.shape,
+        engine.decider.smoother.ring.shape,
         engine.latency.values.shape,
         engine.features._pending.size <= 200,
         engine.resampler._buffer.size,
@@ -114,7 +114,7 @@ def test_engine_memory_stays_flat():
         engine.feed(noise)
     assert (
         engine.ring.shape,
-        engine.smoother.ring.shape,
+        engine.decider.smoother.ring.shape,
         engine.latency.values.shape,
         engine.features._pending.size <= 200,
     ) == sizes[:4]
