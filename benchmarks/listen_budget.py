@@ -19,6 +19,7 @@ sys.path.insert(0, str(REPO))
 
 from edge_audio.audio import load_audio  # noqa: E402
 from edge_audio.backends import load_backend  # noqa: E402
+from edge_audio.bench import loop_chunks  # noqa: E402
 from edge_audio.bundle import load_bundle  # noqa: E402
 from edge_audio.meter import peak_rss_mb, rss_mb  # noqa: E402
 from edge_audio.sources import CHUNK_FRAMES  # noqa: E402
@@ -37,12 +38,9 @@ def main() -> None:
     backend = load_backend(bundle)  # int8 TFLite when ai-edge-litert is installed
     samples, rate = load_audio(args.audio, None, allow_silent=True)
     engine = StreamEngine(bundle, backend, rate)
-    total = round(args.hours * 3600 * rate)
     fed, events, marks = 0, 0, []
     cpu0, wall0 = time.process_time(), time.monotonic()
-    while fed < total:
-        start = fed % samples.size
-        chunk = samples[start : start + CHUNK_FRAMES]
+    for chunk in loop_chunks(samples, args.hours * 3600, rate, CHUNK_FRAMES):
         events += len(engine.feed(chunk))
         fed += len(chunk)
         if fed // (rate * 60) > len(marks):  # once a minute of audio
