@@ -16,7 +16,7 @@ import numpy as np
 
 from . import __version__
 from .audio import load_audio
-from .bundle import DEFAULT_MODEL
+from .bundle import DEFAULT_MODEL, load_bundle
 from .datasets import LAYOUTS, scan
 from .errors import ConfigError, EdgeAudioError
 from .frontend import FrontendConfig, LogMel
@@ -113,7 +113,6 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .backends import load_backend
-    from .bundle import load_bundle
     from .evaluate import evaluate
     from .metrics import format_confusion
 
@@ -325,8 +324,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise ConfigError("no bundle to benchmark: give --model BUNDLE_DIR")
     if not args.audio.is_file():
         raise ConfigError(f"{args.audio}: no such audio file (give --audio WAV)")
-    from .bundle import load_bundle
-
     for bundle in bundles:  # every bundle checked before minutes of measuring
         load_bundle(bundle)
     config = BenchConfig(args.runs, args.warmup, args.loop_seconds, args.cold_starts)
@@ -344,6 +341,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
         written = write_reports(report, out)
         print(f"wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
     return 0
+
+
+def _runtime_options(p: argparse.ArgumentParser) -> None:
+    """Which artefact runs, and on how many threads: evaluate and listen alike."""
+    p.add_argument(
+        "--backend", choices=("onnx", "tflite"), help="runtime (default: best installed)"
+    )
+    p.add_argument("--precision", choices=("fp32", "int8"), help="model precision (default int8)")
+    p.add_argument("--threads", type=int, default=1, help="interpreter threads (default 1)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -402,11 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, required=True, help="dataset folder")
     p.add_argument("--layout", choices=LAYOUTS, required=True, help="how the folder is organised")
     p.add_argument("--folds", type=int, nargs="+", help="esc50 only: folds to score")
-    p.add_argument(
-        "--backend", choices=("onnx", "tflite"), help="runtime (default: best installed)"
-    )
-    p.add_argument("--precision", choices=("fp32", "int8"), help="model precision (default int8)")
-    p.add_argument("--threads", type=int, default=1, help="interpreter threads (default 1)")
+    _runtime_options(p)
     p.add_argument("--json", action="store_true", help="print exactly one JSON object")
     p.set_defaults(func=cmd_evaluate)
 
@@ -447,9 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--stride", type=float, help="seconds between windows (default: manifest)")
     p.add_argument("--smoothing", type=int, help="windows averaged (default: manifest, or 3)")
-    p.add_argument("--backend", choices=("onnx", "tflite"), help="runtime (default: best)")
-    p.add_argument("--precision", choices=("fp32", "int8"), help="model precision")
-    p.add_argument("--threads", type=int, default=1, help="interpreter threads (default 1)")
+    _runtime_options(p)
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument(
         "--on-event",
