@@ -222,17 +222,40 @@ class StreamEngine:
         decisions = []
         start = time.perf_counter()
         frames = self.features.push(self.resampler.process(chunk))
-        for frame in frames:
-            self.ring[self.frames_seen % len(self.ring)] = frame
-            self.frames_seen += 1
-            full = self.frames_seen >= len(self.ring)
-            if full and (self.frames_seen - len(self.ring)) % self.stride_frames == 0:
+        while len(frames):
+            # Frames go into the ring in blocks that end where a window is due,
+            # not one by one: a Python step per frame was a fifth of the loop's cost.
+            block, frames = np.split(frames, [self._frames_until_window()])
+            self._write(block)
+            if self._window_due():
                 decision = self._score_window()
                 self.latency.add(time.perf_counter() - start)
                 start = time.perf_counter()
                 if decision is not None:
                     decisions.append(decision)
         return decisions
+
+    def _frames_until_window(self) -> int:
+        """How many more frames complete the next window (the ring full, then
+        every stride)."""
+        size, seen = len(self.ring), self.frames_seen
+        if seen < size:
+            return size - seen
+        return self.stride_frames - (seen - size) % self.stride_frames
+
+    def _window_due(self) -> bool:
+        over = self.frames_seen - len(self.ring)
+        return over >= 0 and over % self.stride_frames == 0
+
+    def _write(self, block: np.ndarray) -> None:
+        """Append frames to the ring, wrapping around its end."""
+        size = len(self.ring)
+        self.frames_seen += len(block)
+        block = block[-size:]  # a block longer than the ring keeps its newest frames
+        pos = (self.frames_seen - len(block)) % size
+        head = min(len(block), size - pos)
+        self.ring[pos : pos + head] = block[:head]
+        self.ring[: len(block) - head] = block[head:]
 
     def flush(self) -> list[Event | LabelChange]:
         """End of input: a window's worth of silence lets the last sound reach the

@@ -97,6 +97,47 @@ def test_bad_stream_config_is_a_clear_error():
         StreamConfig(stride_s=0)
 
 
+class WindowRecorder:
+    """A backend stand-in that keeps every window the engine scores."""
+
+    runtime = "recorder"
+
+    def __init__(self, classes: int) -> None:
+        self.windows: list[np.ndarray] = []
+        self.classes = classes
+
+    def probabilities(self, window: np.ndarray) -> np.ndarray:
+        self.windows.append(window.copy())
+        return np.full((1, self.classes), 1.0 / self.classes, dtype=np.float32)
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    sizes=st.lists(st.integers(37, 12000), min_size=1, max_size=6),
+    stride_s=st.sampled_from([0.01, 0.25, 0.33, 1.5]),
+)
+def test_engine_scores_the_batch_windows_whatever_the_chunking(sizes, stride_s):
+    """Every stride the engine scores exactly the last window of the batch log-mel,
+    however the audio is chunked (chunks longer than the ring included)."""
+    from edge_audio.frontend import LogMel
+
+    bundle = load_bundle(FSDD)
+    recorder = WindowRecorder(len(bundle.labels))
+    engine = StreamEngine(bundle, recorder, 8000, StreamConfig(stride_s=stride_s))
+    audio = np.random.default_rng(len(sizes)).normal(0, 0.1, 24000).astype(np.float32)
+    fed = 0
+    while fed < audio.size:
+        for size in sizes:
+            engine.feed(audio[fed : fed + size])
+            fed += size
+    features = LogMel(bundle.frontend)(audio)
+    frames, stride = engine.ring.shape[0], engine.stride_frames
+    ends = range(frames, len(features) + 1, stride)
+    assert len(recorder.windows) == len(ends) == engine.windows
+    for end, window in zip(ends, recorder.windows, strict=True):
+        np.testing.assert_allclose(window, features[end - frames : end], atol=1e-3)
+
+
 def test_engine_memory_stays_flat():
     bundle = load_bundle(FSDD)
     engine = StreamEngine(bundle, load_backend(bundle), 16000)
