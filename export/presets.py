@@ -20,6 +20,11 @@ SIZES = {
         "large": {"width": 172, "depth": 5},
     },
     "bcresnet": {"small": {"width": 16}, "medium": {"width": 32}, "large": {"width": 48}},
+    "tcresnet": {
+        "small": {"channels": (16, 24, 32, 40), "kernel": 7},
+        "medium": {"channels": (16, 24, 32, 48), "kernel": 9},
+        "large": {"channels": (32, 48, 64, 96), "kernel": 9},
+    },
     "cnn": {"small": {"width": 16}, "medium": {"width": 32}, "large": {"width": 48}},
     "vgg": {
         "tiny": {"stages": ((16, 1), (32, 1), (48, 1), (64, 1))},

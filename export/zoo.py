@@ -10,6 +10,11 @@ full-integer TFLite without exotic ops.
 - `bcresnet`: broadcasted residual blocks in the spirit of BC-ResNet (Kim et al.,
   2021): frequency-wise convs on 2-D maps, temporal convs on the frequency-averaged
   1-D map, broadcast back and added.
+- `tcresnet`: temporal convolutions after TC-ResNet (Choi et al., 2019): the mel
+  bands are the input channels and every conv runs along time only, so each layer
+  is a plain (k x 1) conv, a dense matrix product that int8 kernels run fast,
+  instead of a 1-channel 2-D conv on the full-resolution map (the DS-CNN's first
+  layer is 25% of its MACs and two thirds of its int8 time under XNNPACK).
 - `cnn`: the plain conv-BN-ReLU-pool + dense + dropout network of the usual course
   projects, kept as a baseline.
 - `vgg`: plain 3x3 conv stages with global mean+max pooling: no depthwise convs,
@@ -19,6 +24,7 @@ full-integer TFLite without exotic ops.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 import torch
 from torch import nn
@@ -111,6 +117,42 @@ class BCResNet(nn.Module):
         return self.head(x.mean(dim=(2, 3)))
 
 
+class TCBlock(nn.Module):
+    """Two temporal convs with a residual; the first one strided."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int) -> None:
+        super().__init__()
+        pad = (kernel // 2, 0)
+        self.body = nn.Sequential(
+            nn.Conv2d(cin, cout, (kernel, 1), (stride, 1), pad, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(cout, cout, (kernel, 1), 1, pad, bias=False),
+            nn.BatchNorm2d(cout),
+        )
+        self.shortcut = (
+            conv_bn(cin, cout, 1, (stride, 1)) if cin != cout or stride != 1 else nn.Identity()
+        )
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.body(x) + self.shortcut(x))
+
+
+class TCResNet(nn.Module):
+    def __init__(self, n_classes: int, mels: int, channels: tuple[int, ...], kernel: int) -> None:
+        super().__init__()
+        self.stem = conv_bn(mels, channels[0], (3, 1))
+        self.blocks = nn.Sequential(*[TCBlock(a, b, kernel, 2) for a, b in pairwise(channels)])
+        self.dropout = nn.Dropout(0.2)
+        self.head = nn.Linear(channels[-1], n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.squeeze(1).transpose(1, 2).unsqueeze(-1)  # [B, mels, frames, 1]: bands as channels
+        x = self.blocks(self.stem(x))
+        return self.head(self.dropout(x.mean(dim=(2, 3))))
+
+
 class PlainCNN(nn.Module):
     def __init__(self, n_classes: int, width: int, input_shape: tuple[int, int]) -> None:
         super().__init__()
@@ -176,6 +218,8 @@ def build_model(spec: ModelSpec) -> nn.Module:
         return DSCNN(spec.n_classes, opts["width"], opts["depth"])
     if spec.name == "bcresnet":
         return BCResNet(spec.n_classes, opts["width"])
+    if spec.name == "tcresnet":
+        return TCResNet(spec.n_classes, spec.input_shape[1], opts["channels"], opts["kernel"])
     if spec.name == "vgg":
         return VGG(spec.n_classes, opts["stages"])
     return PlainCNN(spec.n_classes, opts["width"], spec.input_shape)
