@@ -326,7 +326,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.audio}: no such audio file (give --audio WAV)")
     for bundle in bundles:  # every bundle checked before minutes of measuring
         load_bundle(bundle)
-    config = BenchConfig(args.runs, args.warmup, args.loop_seconds, args.cold_starts)
+    config = BenchConfig(
+        args.runs, args.warmup, args.loop_seconds, args.cold_starts, rounds=args.rounds
+    )
 
     def progress(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
@@ -485,6 +487,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--cold-starts", type=int, default=3, help="fresh processes for the cold start (3)"
+    )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="measure every artefact and the baseline this many times, interleaved; "
+        "the loop-CPU ratio is the median of the per-round ratios (3)",
     )
     p.add_argument("--no-baseline", action="store_true", help="skip librosa + torch")
     p.add_argument("--json", action="store_true", help="print the JSON report on stdout")

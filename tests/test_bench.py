@@ -17,6 +17,7 @@ from edge_audio.bench import (
     add_ratios,
     loop_chunks,
     markdown,
+    merge_rounds,
     stats_ms,
     time_calls,
     write_reports,
@@ -53,6 +54,20 @@ def test_loop_chunks_repeat_the_recording_to_the_asked_length():
 def test_bad_bench_config_is_a_clear_error():
     with pytest.raises(ConfigError, match="runs >= 10"):
         BenchConfig(runs=5)
+    with pytest.raises(ConfigError, match="rounds >= 1"):
+        BenchConfig(rounds=0)
+
+
+def test_rounds_merge_figure_by_figure_into_medians():
+    rounds = [
+        {"cpu_percent": c, "inference_ms": {"p50": c * 2, "p99": 9 - c}, "runtime": "rt"}
+        for c in (0.3, 0.1, 0.2)
+    ]
+    merged = merge_rounds(rounds)
+    assert merged["cpu_percent"] == pytest.approx(0.2)
+    assert merged["inference_ms"] == pytest.approx({"p50": 0.4, "p99": 8.8})
+    assert merged["runtime"] == "rt"
+    assert merged["loop_cpu_rounds"] == [0.3, 0.1, 0.2]
 
 
 def _row(name: str, cpu: float, inference: float, rss: float) -> dict:
@@ -72,6 +87,12 @@ def test_ratios_are_baseline_over_edge_audio_and_mac_rate_against_peak():
     assert row["ratios_vs_baseline"]["peak_rss"] == pytest.approx(6.0)
     assert row["macs_per_s"] == 5_000_000_000  # 1 M MACs in 0.2 ms
     assert row["fraction_of_peak"] == pytest.approx(0.5)
+    # With rounds, the loop ratio is the median of ratios paired round by round.
+    row, base = _row("tflite-int8", 0.1, 0.2, 70.0), _row("baseline", 2.0, 1.0, 420.0)
+    row["loop_cpu_rounds"], base["loop_cpu_rounds"] = [0.1, 0.2, 0.1], [2.0, 2.0, 1.5]
+    add_ratios(row, base, peak=1e10)
+    assert row["speedup_vs_baseline"] == pytest.approx(15.0)  # median of 20, 10, 15
+    assert row["speedup_range"] == [10.0, 20.0]
     lonely = _row("onnx-fp32", 0.1, 0.2, 70.0)
     add_ratios(lonely, {"skipped": "no torch"}, peak=1e10)
     assert lonely["speedup_vs_baseline"] is None
@@ -112,7 +133,8 @@ def run_bench(*args: str) -> subprocess.CompletedProcess:
 def test_bench_measures_every_artefact_and_the_baseline_in_one_run(tmp_path):
     result = run_bench(
         "--model", "models/fsdd-digits", "--runs", "30", "--warmup", "3",
-        "--loop-seconds", "5", "--cold-starts", "1", "--json", "--out", str(tmp_path),
+        "--loop-seconds", "5", "--cold-starts", "1", "--rounds", "2", "--json",
+        "--out", str(tmp_path),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
@@ -131,9 +153,9 @@ def test_bench_measures_every_artefact_and_the_baseline_in_one_run(tmp_path):
     if "skipped" not in baseline:
         assert set(ROW_KEYS) - {"size_bytes"} <= set(baseline)
         tflite = report["artefacts"][3]
-        assert tflite["speedup_vs_baseline"] == pytest.approx(
-            baseline["cpu_percent"] / tflite["cpu_percent"], rel=0.01
-        )
+        assert len(tflite["loop_cpu_rounds"]) == len(baseline["loop_cpu_rounds"]) == 2
+        paired = np.divide(baseline["loop_cpu_rounds"], tflite["loop_cpu_rounds"])
+        assert tflite["speedup_vs_baseline"] == pytest.approx(np.median(paired), rel=0.01)
     assert {p.name for p in tmp_path.iterdir()} >= {"bench.json", "bench.md"}
 
 
@@ -143,6 +165,7 @@ def test_bench_measures_every_artefact_and_the_baseline_in_one_run(tmp_path):
         (["--model", "/nonexistent"], "no such folder"),
         (["--audio", "/nonexistent.wav"], "no such audio file"),
         (["--runs", "3"], "runs >= 10"),
+        (["--rounds", "0"], "rounds >= 1"),
     ],
 )
 def test_bench_bad_input_is_one_clear_line(args, message):
