@@ -405,3 +405,42 @@ def test_short_real_training_on_fsdd_beats_chance_clearly(tmp_path):
     assert config["split"]["test_groups"] == ["jackson"]
     assert "jackson" not in config["split"]["validation_groups"]
     assert config["background_class"] == "_background_"
+
+
+# Integer kernels every Pi-class interpreter has: no float op may remain inside
+# (QUANTIZE is allowed as an int8 -> int8 rescale, e.g. before a concatenation).
+INT8_OPS = {
+    "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "MEAN", "MAX_POOL_2D",
+    "AVERAGE_POOL_2D", "RESHAPE", "TRANSPOSE", "PAD", "CONCATENATION", "REDUCE_MAX",
+    "QUANTIZE",
+}  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(SIZES))
+def test_every_zoo_model_converts_to_full_integer_tflite(name, tmp_path):
+    pytest.importorskip("litert_torch", reason="TFLite conversion needs litert-torch (train extra)")
+    litert = pytest.importorskip("ai_edge_litert.interpreter")
+    from export.quantize import Run, export_tflite_int8, fold_batchnorm
+
+    model = build_model(ModelSpec(name, "small", 5, (98, 40))).eval()
+    fold_batchnorm(model)
+    calibration = np.random.default_rng(0).uniform(-1, 1, (16, 98, 40)).astype(np.float32)
+    config = {"model": {"input_shape": [98, 40]}}
+    run = Run(
+        tmp_path, config, model, WindowPlan(98, "keyword", 25), FrontendConfig(), list("abcde")
+    )
+    path = tmp_path / "model.int8.tflite"
+    export_tflite_int8(run, path, calibration)
+    interpreter = litert.Interpreter(model_path=str(path))
+    ops = interpreter._get_ops_details()
+    assert {op["op_name"] for op in ops} <= INT8_OPS, {op["op_name"] for op in ops} - INT8_OPS
+    for op in ops:
+        if op["op_name"] == "QUANTIZE":
+            assert interpreter._get_tensor_details(op["inputs"][0], 0)["dtype"] == np.int8
+    interpreter.allocate_tensors()
+    (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
+    assert inp["dtype"] == out["dtype"] == np.int8
+    interpreter.set_tensor(inp["index"], np.zeros(inp["shape"], np.int8))
+    interpreter.invoke()
+    assert interpreter.get_tensor(out["index"]).shape == (1, 5)
