@@ -405,10 +405,14 @@ def fit(
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             else:
                 stale += 1
+            validation = (
+                "no validation (refit)"
+                if no_validation
+                else f"val loss {val_loss:.3f} acc {val_acc:.3f}{'  *' if improved else ''}"
+            )
             log(
                 f"{title} epoch {epoch:3d}: train loss {row['train_loss']:.3f} "
-                f"acc {row['train_acc']:.3f} | val loss {val_loss:.3f} acc {val_acc:.3f}"
-                f"{'  *' if improved else ''}"
+                f"acc {row['train_acc']:.3f} | {validation}"
             )
             if stale >= settings.patience:
                 log(f"{title}: no better validation accuracy for {stale} epochs, stopping early")

@@ -281,7 +281,9 @@ def test_train_on_tones_writes_a_complete_run_directory(tmp_path):
     assert metrics["baseline"]["accuracy"] >= 0.0
     # 2 s clips in 1 s windows: clip-level and segment-level figures both
     assert metrics["test_segments"]["n"] == 3 * metrics["test"]["n"]
-    assert "refitting on train + validation" in (out / "train.log").read_text()
+    log = (out / "train.log").read_text()
+    assert "refitting on train + validation" in log
+    assert "refit epoch   1:" in log and "no validation (refit)" in log and "nan" not in log
     assert len((out / "history.csv").read_text().splitlines()) == 4
 
 
