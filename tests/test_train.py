@@ -287,6 +287,23 @@ def test_train_on_tones_writes_a_complete_run_directory(tmp_path):
     assert len((out / "history.csv").read_text().splitlines()) == 4
 
 
+def test_cv_trains_every_fold_and_summarises_clips_and_segments(tmp_path):
+    data = make_folder_dataset(tmp_path / "data", per_class=3)  # 6 recordings: 6 folds
+    out = tmp_path / "cv"
+    assert train_tiny(data, out, tmp_path / "cache", "--epochs", "1", "--cv") == 0
+    summary = json.loads((out / "cv.json").read_text())
+    folds = summary["folds"]
+    assert len(folds) == 6 and len({g for f in folds for g in f["test_groups"]}) == 6
+    for fold in folds:
+        assert (out / f"fold-{fold['name']}" / "metrics.json").is_file()
+    accuracies = [f["accuracy"] for f in folds]
+    assert summary["accuracy"]["mean"] == pytest.approx(np.mean(accuracies))
+    segments = [f["segment_accuracy"] for f in folds]  # 2 s clips, 1 s windows
+    assert summary["segment_accuracy"]["mean"] == pytest.approx(np.mean(segments))
+    log = (out / "train.log").read_text()
+    assert "cross-validated accuracy" in log and "cross-validated segment accuracy" in log
+
+
 def test_interrupt_keeps_the_best_checkpoint_and_writes_reports(tmp_path, monkeypatch):
     data = make_folder_dataset(tmp_path / "data")
     real_validation = train_module.window_loss
