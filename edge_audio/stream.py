@@ -226,9 +226,10 @@ class StreamEngine:
             # Frames go into the ring in blocks that end where a window is due,
             # not one by one: a Python step per frame was a fifth of the loop's cost.
             take = self._frames_until_window()
+            window_due = len(frames) >= take
             self._write(frames[:take])
             frames = frames[take:]
-            if self._window_due():
+            if window_due:
                 decision = self._score_window()
                 self.latency.add(time.perf_counter() - start)
                 start = time.perf_counter()
@@ -243,10 +244,6 @@ class StreamEngine:
         if seen < size:
             return size - seen
         return self.stride_frames - (seen - size) % self.stride_frames
-
-    def _window_due(self) -> bool:
-        over = self.frames_seen - len(self.ring)
-        return over >= 0 and over % self.stride_frames == 0
 
     def _write(self, block: np.ndarray) -> None:
         """Append frames to the ring, wrapping around its end."""
