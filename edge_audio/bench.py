@@ -14,7 +14,9 @@ Stages, each timed over `runs` calls after `warmup` calls, at the model's rate:
 - inference: one window through the backend (normalise, quantise, invoke, softmax);
 - decision: smoothing and the event detector or label tracker;
 and the whole loop (`StreamEngine` fed microphone-sized chunks) for CPU per
-second of audio and the real-time factor.
+second of audio and the real-time factor. Every child runs `rounds` times,
+interleaved with the baseline's, so a noisy spell on a shared host cannot bias
+one side of a ratio.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from edge_audio.bundle import MANIFEST, Bundle, load_bundle
 from edge_audio.datasets import LAYOUTS, scan
 from edge_audio.errors import ConfigError, DatasetError
 from edge_audio.scoring import Segment, precision_recall_f1, score_events
+from edge_audio.sources import CHUNK_FRAMES
 from edge_audio.stream import Decider, StreamConfig, StreamEngine
 
 from .data import coloured_noise
@@ -85,8 +86,8 @@ class RecordingEngine(StreamEngine):
 
 def posteriors(bundle: Bundle, backend: Any, audio: np.ndarray, rate: int) -> list:
     engine = RecordingEngine(bundle, backend, rate)
-    for i in range(0, audio.size, 1024):  # microphone-sized chunks, as listen feeds them
-        engine.feed(audio[i : i + 1024])
+    for i in range(0, audio.size, CHUNK_FRAMES):  # microphone-sized, as listen feeds them
+        engine.feed(audio[i : i + CHUNK_FRAMES])
     engine.flush()
     return engine.record
 
