@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .digest import TrainingDigest
 from .errors import EdgeAudioError
 from .frontend import FrontendConfig
 from .windows import WindowPlan
@@ -68,6 +69,7 @@ class Bundle:
     background_label: str | None
     task: str  # "detection" (with a background class) or "classification"
     dynamic_range: float | None  # the level normalisation before the network
+    training_digest: TrainingDigest | None = None  # the training files, when recorded
 
     @property
     def name(self) -> str:
@@ -182,6 +184,13 @@ def load_bundle(root: str | Path, *, verify_hashes: bool = True) -> Bundle:
     if background is not None and background not in labels:
         raise BundleError(root, f"background label {background!r} is not among the labels")
     task = "detection" if background else "classification"
+    digest = None
+    training = manifest.get("training")
+    if isinstance(training, dict) and training.get("files_digest") is not None:
+        try:
+            digest = TrainingDigest.from_dict(training["files_digest"])
+        except ValueError as exc:
+            raise BundleError(root, f"manifest training.files_digest: {exc}") from None
     return Bundle(
         root,
         manifest,
@@ -195,6 +204,7 @@ def load_bundle(root: str | Path, *, verify_hashes: bool = True) -> Bundle:
         background,
         str(manifest.get("task", task)),
         None if dynamic_range is None else float(dynamic_range),
+        digest,
     )
 
 

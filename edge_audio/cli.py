@@ -17,7 +17,7 @@ import numpy as np
 from . import __version__
 from .audio import load_audio
 from .bundle import DEFAULT_MODEL, load_bundle
-from .datasets import LAYOUTS, scan
+from .datasets import GROUPS_HELP, LAYOUTS, scan
 from .errors import ConfigError, EdgeAudioError
 from .frontend import FrontendConfig, LogMel
 
@@ -88,7 +88,7 @@ def cmd_features(args: argparse.Namespace) -> int:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    index = scan(args.data, args.layout, folds=args.folds)
+    index = scan(args.data, args.layout, folds=args.folds, groups=args.groups)
     if args.json:
         print(
             json.dumps(
@@ -101,6 +101,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
                         for label in index.labels
                     },
                     "groups": index.groups,
+                    "groups_declared": index.groups_declared,
                     "background": [str(p) for p in index.background],
                     "skipped": [{"file": str(s.path), "reason": s.reason} for s in index.skipped],
                 }
@@ -118,7 +119,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     bundle = load_bundle(args.bundle)
     backend = load_backend(bundle, args.backend, args.precision, args.threads)
-    index = scan(args.data, args.layout, folds=args.folds)
+    index = scan(args.data, args.layout, folds=args.folds, groups=args.groups)
 
     def progress(done: int, total: int) -> None:
         if not args.json and sys.stderr.isatty():
@@ -129,6 +130,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if not args.json and sys.stderr.isatty():
         print(file=sys.stderr)
     skipped = [{"file": str(s.path), "reason": s.reason} for s in result.skipped]
+    warning = result.overlap_warning()
     if args.json:
         print(
             json.dumps(
@@ -145,9 +147,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                     "labels": report["labels"],
                     "confusion": report["confusion"],
                     "seconds_of_audio": round(result.seconds_of_audio, 2),
+                    "seen_in_training": result.seen_in_training,
                 }
             )
         )
+        if warning:
+            print(warning, file=sys.stderr)
         return 0
     print(f"{bundle.name} on {index.root} ({args.layout}): {backend.describe()}")
     print(
@@ -172,6 +177,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(format_confusion(matrix, [report["labels"][i] for i in present]))
     for s in skipped:
         print(f"skipped {s['file']}: {s['reason']}")
+    if warning:  # last, where it cannot be missed
+        print(warning)
     return 0
 
 
@@ -388,6 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, required=True, help="dataset folder")
     p.add_argument("--layout", choices=LAYOUTS, required=True, help="how the folder is organised")
     p.add_argument("--folds", type=int, nargs="+", help="esc50 only: folds to include")
+    p.add_argument("--groups", metavar="PATTERN_OR_CSV", help=GROUPS_HELP)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_scan)
 
@@ -410,6 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, required=True, help="dataset folder")
     p.add_argument("--layout", choices=LAYOUTS, required=True, help="how the folder is organised")
     p.add_argument("--folds", type=int, nargs="+", help="esc50 only: folds to score")
+    p.add_argument("--groups", metavar="PATTERN_OR_CSV", help=GROUPS_HELP)
     _runtime_options(p)
     p.add_argument("--json", action="store_true", help="print exactly one JSON object")
     p.set_defaults(func=cmd_evaluate)

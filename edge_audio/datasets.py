@@ -6,6 +6,10 @@ whose long clips are later cut into windows). Only csv and WAV headers are
 read here, so scanning stays light enough for the device side.
 
 A bad file never stops a scan: it is skipped and listed with its reason.
+
+The folder and gtzan layouts know no speakers or sessions, so each file is its
+own group unless the user declares groups (`groups=`): a file-name pattern such
+as "{label}/{group}_*.wav", or a CSV with the columns file, label, group.
 """
 
 from __future__ import annotations
@@ -23,6 +27,18 @@ from .errors import AudioFileError, DatasetError
 AUDIO_SUFFIXES = (".wav", ".wave", ".flac", ".ogg", ".mp3", ".au", ".aiff", ".aif")
 LAYOUTS = ("folder", "esc50", "fsdd", "speech-commands", "gtzan")
 _FSDD_NAME = re.compile(r"^(?P<label>[^_]+)_(?P<speaker>[^_]+)_(?P<take>\d+)$")
+NO_GROUPS_NOTE = (
+    "no groups declared, so each file is its own group: if one speaker, session or "
+    "recording gave several files, they can land on both sides of a split and the figures "
+    "will be optimistic (declare them with --groups '{label}/{group}_*.wav' or a CSV of "
+    "file,label,group)"
+)
+GROUP_LAYOUTS = ("folder", "gtzan")
+GROUPS_HELP = (
+    "folder/gtzan layouts: which clips belong together (a speaker, a session), so that no "
+    "group is on both sides of a split: a pattern over paths such as '{label}/{group}_*.wav' "
+    "or a CSV with the columns file,label,group (default: each file is its own group)"
+)
 
 
 @dataclass(frozen=True)
@@ -46,6 +62,10 @@ class DatasetIndex:
     records: list[Record]
     skipped: list[Skipped] = field(default_factory=list)
     background: list[Path] = field(default_factory=list)  # noise recordings, not a class
+    # False when every file is its own group only because nobody said otherwise
+    # (folder layouts without --groups): clips of one speaker or session may then
+    # sit on both sides of a split, and the figures may be optimistic.
+    groups_declared: bool = True
 
     @property
     def labels(self) -> list[str]:
@@ -64,6 +84,8 @@ class DatasetIndex:
         ]
         width = max((len(label) for label in per_label), default=0)
         lines += [f"  {label:<{width}}  {per_label[label]}" for label in self.labels]
+        if not self.groups_declared:
+            lines.append(f"  note: {NO_GROUPS_NOTE}")
         if self.background:
             lines.append(f"  background recordings: {len(self.background)}")
         lines += [f"  skipped {s.path}: {s.reason}" for s in self.skipped]
@@ -75,10 +97,13 @@ def scan(
     layout: str,
     *,
     folds: Iterable[int] | None = None,
+    groups: str | None = None,
     check_files: bool = True,
 ) -> DatasetIndex:
-    """Index a dataset folder. `folds` selects ESC-50 folds; `check_files` parses
-    each WAV header so that broken files are skipped now, not mid-training."""
+    """Index a dataset folder. `folds` selects ESC-50 folds; `groups` declares the
+    groups of a folder layout (a pattern or a CSV path, see the module doc);
+    `check_files` parses each WAV header so that broken files are skipped now, not
+    mid-training."""
     root = Path(root)
     if layout not in _SCANNERS:
         raise DatasetError(f"unknown layout '{layout}' (choose from {', '.join(LAYOUTS)})")
@@ -86,10 +111,17 @@ def scan(
         raise DatasetError(f"{root}: no such folder")
     if folds is not None and layout != "esc50":
         raise DatasetError("--folds applies to the esc50 layout only")
+    if groups is not None and layout not in GROUP_LAYOUTS:
+        raise DatasetError(
+            f"--groups applies to the {' and '.join(GROUP_LAYOUTS)} layouts; {layout} "
+            "already knows its groups"
+        )
     if layout == "esc50":
         index = _scan_esc50(root, set(folds) if folds is not None else None)
     else:
         index = _SCANNERS[layout](root)
+    if groups is not None:
+        _declare_groups(index, groups)
     if check_files:
         _drop_unreadable(index)
     if not index.records:
@@ -141,7 +173,83 @@ def _scan_class_folders(root: Path, layout: str) -> DatasetIndex:
             raise DatasetError(f"{folder}: class '{folder.name}' has no audio clips")
         # Each file is its own source recording: its windows must stay on one side.
         records += [Record(p, folder.name, f"{folder.name}/{p.stem}") for p in files]
-    return DatasetIndex(layout, root, records)
+    return DatasetIndex(layout, root, records, groups_declared=False)
+
+
+def _declare_groups(index: DatasetIndex, groups: str) -> None:
+    """Re-group a folder layout's records by a CSV or a file-name pattern."""
+    csv_path = Path(groups)
+    if groups.lower().endswith(".csv"):
+        if not csv_path.is_file() and (index.root / groups).is_file():
+            csv_path = index.root / groups
+        records, skipped = _groups_from_csv(index, csv_path)
+    else:
+        records, skipped = _groups_from_pattern(index, groups)
+    index.records, index.groups_declared = records, True
+    index.skipped.extend(skipped)
+    if not records:
+        raise DatasetError(f"{index.root}: no clip has a group under --groups {groups!r}")
+
+
+def group_pattern(pattern: str) -> re.Pattern[str]:
+    """'{label}/{group}_*.wav' -> a regex over paths relative to the dataset root:
+    {group} (required) and {label} match one path part (the group as short as
+    possible), * any run of characters within a part."""
+    if "{group}" not in pattern:
+        raise DatasetError(f"--groups pattern {pattern!r} must contain {{group}}")
+    out = []
+    for token in re.split(r"(\{group\}|\{label\}|\*)", pattern):
+        if token == "{group}":
+            out.append("(?P<group>[^/]+?)")
+        elif token == "{label}":
+            out.append("(?P<label>[^/]+)")
+        elif token == "*":
+            out.append("[^/]*")
+        else:
+            out.append(re.escape(token))
+    return re.compile("".join(out))
+
+
+def _groups_from_pattern(index: DatasetIndex, pattern: str) -> tuple[list[Record], list[Skipped]]:
+    regex = group_pattern(pattern)
+    records, skipped = [], []
+    for record in index.records:
+        rel = record.path.relative_to(index.root).as_posix()
+        # A pattern without a folder part is matched against the file name alone.
+        match = regex.fullmatch(rel if "/" in pattern else record.path.name)
+        if match is None:
+            skipped.append(Skipped(record.path, f"name does not match --groups {pattern!r}"))
+        else:
+            records.append(Record(record.path, record.label, match["group"], record.split))
+    return records, skipped
+
+
+def _groups_from_csv(index: DatasetIndex, path: Path) -> tuple[list[Record], list[Skipped]]:
+    """Rows of file (relative to the dataset root), label, group: the CSV decides
+    both. Audio files it does not list are skipped and named."""
+    if not path.is_file():
+        raise DatasetError(f"--groups {path}: no such CSV file")
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        missing = {"file", "label", "group"} - set(reader.fieldnames or [])
+        if missing:
+            raise DatasetError(f"{path}: missing columns {sorted(missing)} (need file,label,group)")
+        rows = list(reader)
+    listed: dict[Path, Record] = {}
+    skipped = []
+    for n, row in enumerate(rows, start=2):
+        file, label, group = (str(row[k] or "").strip() for k in ("file", "label", "group"))
+        target = index.root / file
+        if not (file and label and group):
+            raise DatasetError(f"{path}, line {n}: file, label and group must all be given")
+        if not target.is_file():
+            skipped.append(Skipped(target, f"listed in {path.name} but missing"))
+            continue
+        listed[target.resolve()] = Record(target, label, group)
+    for record in index.records:
+        if record.path.resolve() not in listed:
+            skipped.append(Skipped(record.path, f"not listed in {path.name}"))
+    return list(listed.values()), skipped
 
 
 def _scan_folder(root: Path) -> DatasetIndex:
@@ -152,7 +260,7 @@ def _scan_gtzan(root: Path) -> DatasetIndex:
     for name in ("genres", "genres_original"):
         if (root / name).is_dir():
             index = _scan_class_folders(root / name, "gtzan")
-            return DatasetIndex("gtzan", root, index.records)
+            return DatasetIndex("gtzan", root, index.records, groups_declared=False)
     return _scan_class_folders(root, "gtzan")
 
 

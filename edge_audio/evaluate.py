@@ -14,6 +14,7 @@ from .audio import load_audio
 from .backends import Backend
 from .bundle import Bundle
 from .datasets import DatasetIndex, Skipped
+from .digest import file_key
 from .errors import AudioFileError, DatasetError
 from .frontend import LogMel
 from .metrics import classification_report
@@ -24,6 +25,21 @@ class Evaluation:
     report: dict[str, Any]
     skipped: list[Skipped] = field(default_factory=list)
     seconds_of_audio: float = 0.0
+    # Scored clips whose bytes were in the bundle's training data (None: the
+    # bundle records no digest of its training files, so it cannot tell).
+    seen_in_training: int | None = None
+
+    def overlap_warning(self) -> str | None:
+        """A warning when the figures are (partly) about the training data."""
+        if not self.seen_in_training:
+            return None
+        n = self.report["n"]
+        share = self.seen_in_training / max(n, 1)
+        return (
+            f"warning: {self.seen_in_training} of {n} scored clips ({100 * share:.0f}%) were "
+            "in this model's training data, so these figures overstate how it does on new "
+            "recordings; score held-out speakers, folds or recordings instead"
+        )
 
 
 def check_labels(bundle: Bundle, index: DatasetIndex) -> None:
@@ -42,7 +58,8 @@ def clip_probabilities(
     features = frontend(samples)
     if features.shape[0] == 0:
         raise ValueError("shorter than one analysis window")
-    return backend.probabilities(bundle.window.clip_windows(features)).mean(axis=0)
+    windows = bundle.window.clip_windows(features, bundle.frontend.floor_db)
+    return backend.probabilities(windows).mean(axis=0)
 
 
 def evaluate(
@@ -56,6 +73,8 @@ def evaluate(
     label_index = {label: i for i, label in enumerate(bundle.labels)}
     truth, predicted, skipped = [], [], list(index.skipped)
     seconds = 0.0
+    digest = bundle.training_digest
+    seen = 0
     for n, record in enumerate(index.records):
         if progress:
             progress(n, len(index.records))
@@ -69,9 +88,11 @@ def evaluate(
             skipped.append(Skipped(record.path, str(exc)))
             continue
         seconds += samples.size / rate
+        if digest is not None and digest.contains(file_key(record.path)):
+            seen += 1
         truth.append(label_index[record.label])
         predicted.append(int(np.argmax(probs)))
     if not truth:
         raise DatasetError(f"{index.root}: no clip could be scored")
     report = classification_report(np.array(truth), np.array(predicted), bundle.labels)
-    return Evaluation(report, skipped, seconds)
+    return Evaluation(report, skipped, seconds, None if digest is None else seen)

@@ -10,6 +10,7 @@ frame shifted by (n_fft - win_length) // 2 samples, which the parity test uses.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -77,6 +78,11 @@ class FrontendConfig:
     @property
     def n_bins(self) -> int:
         return self.n_fft // 2 + 1
+
+    @property
+    def floor_db(self) -> float:
+        """The lowest value a feature can take: digital silence."""
+        return 10.0 * math.log10(self.log_floor)
 
     def n_frames(self, n_samples: int) -> int:
         """How many complete frames `n_samples` samples give."""

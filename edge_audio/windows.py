@@ -8,6 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 
 FLOOR_DB = -100.0  # what a window holds where the audio does not reach
+# A window whose loudest cell is this close to the floor holds no sound at all
+# (digital silence, or padding): normalise() would blow it up to full scale.
+SILENCE_MARGIN_DB = 1.0
 
 
 @dataclass(frozen=True)
@@ -17,7 +20,7 @@ class WindowPlan:
     keyword: one window per clip, the clip centred (on its energy when longer
     than the window); segments: a clip is cut into windows every `hop` frames
     (the last one aligned to the end), and a clip's prediction is the mean over
-    its windows."""
+    its windows that hold sound (see `is_silent`)."""
 
     frames: int
     mode: str  # "keyword" or "segments"
@@ -33,9 +36,16 @@ class WindowPlan:
         """Start frames of a clip's windows (negative: the clip is shorter)."""
         if self.mode == "keyword" or clip_frames <= self.frames:
             return [(clip_frames - self.frames) // 2]
-        starts = list(range(0, clip_frames - self.frames + 1, self.hop))
-        if starts[-1] != clip_frames - self.frames:
-            starts.append(clip_frames - self.frames)
+        last = clip_frames - self.frames
+        starts = list(range(0, last + 1, self.hop))
+        if last - starts[-1] >= self.hop / 2:
+            starts.append(last)  # the tail is worth a window of its own
+        elif len(starts) > 1:
+            # A tail shorter than half a hop: slide the last window to the end
+            # rather than add one that nearly repeats it (the end counted twice).
+            starts[-1] = last
+        else:
+            starts = [last // 2]  # one window: centred, a few frames short each side
         return starts
 
     def start_for(self, features: np.ndarray, start: int) -> int:
@@ -45,10 +55,20 @@ class WindowPlan:
             return int(np.clip(start, 0, features.shape[0] - self.frames))
         return start
 
-    def clip_windows(self, features: np.ndarray) -> np.ndarray:
-        """Every window of one clip [n, frames, mels], as evaluation scores it."""
+    def clip_windows(self, features: np.ndarray, floor_db: float = FLOOR_DB) -> np.ndarray:
+        """The windows of one clip that hold sound [n, frames, mels], as evaluation
+        scores it; a clip that is all silence keeps its first window."""
         starts = [self.start_for(features, s) for s in self.windows_of(features.shape[0])]
-        return np.stack([cut_window(features, s, self.frames) for s in starts])
+        windows = np.stack([cut_window(features, s, self.frames) for s in starts])
+        sound = ~is_silent(windows, floor_db)
+        return windows[sound] if sound.any() else windows[:1]
+
+
+def is_silent(windows: np.ndarray, floor_db: float = FLOOR_DB) -> np.ndarray:
+    """True for each window [.., frames, mels] with no cell above the floor: digital
+    silence, which level normalisation would turn into the loudest possible input."""
+    x = np.asarray(windows)
+    return np.asarray(x.max(axis=(-2, -1)) <= max(floor_db, FLOOR_DB) + SILENCE_MARGIN_DB)
 
 
 def cut_window(features: np.ndarray, start: int, frames: int) -> np.ndarray:

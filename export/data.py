@@ -20,7 +20,7 @@ from edge_audio.audio import load_audio
 from edge_audio.datasets import DatasetIndex, Record, Skipped
 from edge_audio.errors import AudioFileError, DatasetError
 from edge_audio.frontend import FrontendConfig, LogMel
-from edge_audio.windows import WindowPlan, cut_window
+from edge_audio.windows import FLOOR_DB, WindowPlan, cut_window, is_silent
 
 BACKGROUND = "_background_"
 
@@ -184,9 +184,23 @@ def group_split(
 # --- windows ------------------------------------------------------------------
 
 
-def index_windows(clips: ClipSet, members: Sequence[int], plan: WindowPlan) -> np.ndarray:
-    """[n, 2] array of (clip index, start frame) for every window of the members."""
-    rows = [(i, s) for i in members for s in plan.windows_of(clips.clips[i].features.shape[0])]
+def index_windows(
+    clips: ClipSet, members: Sequence[int], plan: WindowPlan, floor_db: float = FLOOR_DB
+) -> np.ndarray:
+    """[n, 2] array of (clip index, start frame) for every window of the members
+    that holds sound: a window of digital silence would reach the network at full
+    scale (level normalisation) carrying the clip's label, so it is left out. A
+    clip that is silent throughout keeps its first window."""
+    rows = []
+    for i in members:
+        feats = clips.clips[i].features
+        starts = plan.windows_of(feats.shape[0])
+        sound = [
+            s
+            for s in starts
+            if not is_silent(cut_window(feats, plan.start_for(feats, s), plan.frames), floor_db)
+        ]
+        rows += [(i, s) for s in (sound or starts[:1])]
     return np.array(rows, dtype=np.int64).reshape(-1, 2)
 
 
@@ -198,7 +212,9 @@ def make_batch(
     max_shift: int = 0,
 ) -> np.ndarray:
     """Windows [B, frames, mels]. With an rng, each window is shifted by up to
-    `max_shift` frames (keywords move within the window; segments start later)."""
+    `max_shift` frames (keywords move within the window; segments start later).
+    A segment window that already holds the whole clip cannot start later, so it
+    is rotated in time instead: the sound moves, as it would in a stream."""
     out = np.empty((len(windows), plan.frames, clips.clips[0].features.shape[1]), np.float32)
     for row, (ci, start) in enumerate(windows):
         feats = clips.clips[ci].features
@@ -208,10 +224,26 @@ def make_batch(
             if plan.mode == "keyword":  # keep the word inside the window
                 lo = min(0, feats.shape[0] - plan.frames)
                 start = int(np.clip(start, lo, max(0, feats.shape[0] - plan.frames)))
+            elif feats.shape[0] <= plan.frames:
+                out[row] = np.roll(
+                    cut_window(feats, 0, plan.frames),
+                    int(rng.integers(-max_shift, max_shift + 1)),
+                    0,
+                )
+                continue
             else:
                 start = int(np.clip(start, 0, max(0, feats.shape[0] - plan.frames)))
         out[row] = cut_window(feats, int(start), plan.frames)
     return out
+
+
+def mean_per_clip(window_probs: np.ndarray, clip_of_window: np.ndarray, n_clips: int) -> np.ndarray:
+    """A clip's score is the mean of its windows' probabilities: the one place
+    this rule lives in the toolchain (edge_audio.evaluate does it on the device)."""
+    out = np.zeros((n_clips, window_probs.shape[1]))
+    np.add.at(out, clip_of_window, window_probs)
+    counts = np.bincount(clip_of_window, minlength=n_clips)
+    return out / np.maximum(counts, 1)[:, None]
 
 
 # --- background and noise -------------------------------------------------------

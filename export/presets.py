@@ -66,6 +66,11 @@ WIDEBAND_64 = FrontendConfig(
 PRESETS = {
     "fsdd": Preset(NARROWBAND, 1.0, "keyword", 0.25, "dscnn", "small", True, 32, 40),
     "speech-commands": Preset(WIDEBAND, 1.0, "keyword", 0.25, "dscnn", "small", True, 0, 30),
+    # Environmental sounds: the speech-shaped channel augmentation (10 dB tilts,
+    # low-pass roll-offs, noise down to 5 dB SNR, vocal-tract warps) made the
+    # model underfit (74-80% of its own training clips, the best epoch always one
+    # of the last). Real clips already carry their own background, so noise is
+    # lighter and rarer, the channel curve gentle, and there is no warp.
     "esc50": Preset(
         WIDEBAND_64,
         2.5,
@@ -75,9 +80,18 @@ PRESETS = {
         "medium",
         False,
         0,
-        40,
-        AugmentConfig(speed=0.1, vtlp=0.05, time_mask_frames=12, freq_mask_bands=8),
-        mixup=0.3,
+        60,
+        AugmentConfig(
+            snr_db=(10.0, 40.0),
+            noise_prob=0.4,
+            speed=0.1,
+            vtlp=0.0,
+            eq_db=3.0,
+            lowpass_prob=0.0,
+            time_mask_frames=12,
+            freq_mask_bands=8,
+        ),
+        mixup=0.2,
     ),
     "folder": Preset(WIDEBAND, 1.0, "segments", 0.5, "dscnn", "small", False, 0, 20),
     "gtzan": Preset(WIDEBAND_64, 3.0, "segments", 1.5, "vgg", "medium", False, 0, 30, mixup=0.2),

@@ -40,9 +40,21 @@ from edge_audio.frontend import FrontendConfig
 from edge_audio.metrics import classification_report
 from edge_audio.windows import WindowPlan, normalise
 
-from .data import ClipSet, FeatureCache, background_clips, index_windows, load_clips, make_batch
+from .data import (
+    ClipSet,
+    FeatureCache,
+    background_clips,
+    index_windows,
+    load_clips,
+    make_batch,
+    mean_per_clip,
+)
 
 FP32_AGREEMENT = 0.995
+# A final fit holds nothing out: int8 is checked against fp32 on this many of its clips.
+FINAL_FIT_VERIFY_CLIPS = 600
+# Fewer calibration windows than this can mis-set the int8 ranges: said, not refused.
+MIN_CALIBRATION = 200
 INT8_MAX_DROP = 0.01
 LICENCES = {
     "fsdd": (
@@ -163,23 +175,40 @@ class HeldOut:
     truth: np.ndarray  # [n_clips] label index
 
 
+def training_groups_of(config: dict[str, Any]) -> tuple[set[str], set[str]]:
+    """(groups the final model never heard, groups it trained on but did not test on)
+    of a run: a refit trains on its validation groups too, a final fit on all."""
+    split = config["split"]
+    test = set(split["test_groups"])
+    validation = set(split["validation_groups"])
+    if config.get("training", {}).get("refit"):
+        return test, validation
+    return test | validation, set()
+
+
 def load_data(
     run: Run, data_root: Path | None, cache_dir: Path | None, calibration: int, seed: int
-) -> tuple[np.ndarray, HeldOut]:
-    """Calibration windows from the training groups (spread over every class) and
-    the held-out test clips of the run's split."""
+) -> tuple[np.ndarray, HeldOut, TrainingData]:
+    """Calibration windows from the groups the model trained on (spread over every
+    class) and the clips to verify on: the held-out test clips of the run's split,
+    or for a final fit on every group (nothing held out) a sample of its clips."""
     dataset = run.config["dataset"]
     root = data_root or Path(dataset["root"])
     if not root.is_dir():
         raise DatasetError(f"{root}: the run's dataset is not here; pass --data")
-    index = scan(root, dataset["layout"], folds=dataset.get("folds"))
+    index = scan(
+        root, dataset["layout"], folds=dataset.get("folds"), groups=dataset.get("groups_option")
+    )
     cache = FeatureCache(run.frontend, cache_dir)
     clips = load_clips(index, cache, progress=False)
     clips = ClipSet(clips.clips, run.labels, clips.skipped)
     split = run.config["split"]
-    held = set(split["test_groups"]) | set(split["validation_groups"])
-    train = [i for i, c in enumerate(clips.clips) if c.group not in held]
+    unheard, _ = training_groups_of(run.config)
+    train = [i for i, c in enumerate(clips.clips) if c.group not in unheard]
     test = [i for i, c in enumerate(clips.clips) if c.group in split["test_groups"]]
+    if not split["test_groups"]:  # a final fit: check fidelity on a sample of its clips
+        rng = np.random.default_rng(seed + 11)
+        test = sorted(rng.permutation(len(clips.clips))[:FINAL_FIT_VERIFY_CLIPS].tolist())
     if run.config.get("background_class"):
         # Background clips join calibration only: the held-out figures, like the
         # training report's, are about the dataset's own clips.
@@ -191,7 +220,7 @@ def load_data(
         raise DatasetError(f"no held-out clips of groups {split['test_groups']} in {root}")
     label_index = {label: i for i, label in enumerate(run.labels)}
     rng = np.random.default_rng(seed)
-    rows = index_windows(clips, train, run.plan)
+    rows = index_windows(clips, train, run.plan, run.frontend.floor_db)
     by_label: dict[int, list[int]] = {}
     for r, (ci, _) in enumerate(rows):
         by_label.setdefault(label_index[clips.clips[ci].label], []).append(r)
@@ -200,7 +229,7 @@ def load_data(
     calib = make_batch(clips, rows[np.sort(picks)], run.plan)
     windows, owners = [], []
     for n, i in enumerate(test):
-        w = run.plan.clip_windows(clips.clips[i].features)
+        w = run.plan.clip_windows(clips.clips[i].features, run.frontend.floor_db)
         windows.append(w)
         owners.extend([n] * len(w))
     truth = np.array([label_index[clips.clips[i].label] for i in test])
@@ -419,10 +448,7 @@ def tflite_io_quantisation(path: Path) -> tuple[dict[str, float], dict[str, floa
 
 
 def clip_predictions(window_probs: np.ndarray, held: HeldOut) -> np.ndarray:
-    n_clips = held.truth.size
-    sums = np.zeros((n_clips, window_probs.shape[1]))
-    np.add.at(sums, held.clip_of_window, window_probs)
-    return sums.argmax(1)
+    return mean_per_clip(window_probs, held.clip_of_window, held.truth.size).argmax(1)
 
 
 def torch_predictions(run: Run, held: HeldOut) -> np.ndarray:
@@ -522,7 +548,8 @@ def write_manifest(
         dataset["layout"], Path(dataset["root"]).name
     )
     licence, attribution = LICENCES.get(
-        licence_key, ("as the training data's licence", f"trained on {dataset['root']}")
+        licence_key,
+        ("the licence of the training data", f"trained on {Path(dataset['root']).name}"),
     )
     artefacts = {}
     for key, file in files.items():
@@ -582,6 +609,10 @@ def write_manifest(
             "synthetic_speakers": len(run.config.get("synthetic_speakers", [])),
             "command": run.config.get("command"),
             "seed": run.config.get("seed"),
+            "final_fit": not run.config["split"]["test_groups"],
+            "cross_validation": cv_estimate(run),
+            # Which files shaped the model: `edge-audio evaluate` warns when it scores them.
+            "files_digest": run.config.get("training_files"),
         },
         "calibration_windows": calibration,
         "verification": {
@@ -594,6 +625,38 @@ def write_manifest(
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
     return manifest
+
+
+def cv_estimate(run: Run) -> dict[str, Any] | None:
+    """A final fit's cross-validated accuracy (written by train --cv --fit-all)."""
+    path = run.root / "metrics.json"
+    if not path.is_file():
+        return None
+    estimate = json.loads(path.read_text()).get("estimate")
+    if not estimate:
+        return None
+    return {
+        "accuracy_mean": estimate["accuracy"]["mean"],
+        "accuracy_min": estimate["accuracy"]["min"],
+        "folds": {f["name"]: f["accuracy"] for f in estimate["folds"]},
+        "note": "fp32, each fold's model tested on its held-out group",
+    }
+
+
+def how_trained(training: dict[str, Any]) -> str:
+    """The card's sentence on the split."""
+    if training.get("final_fit"):
+        cv = training.get("cross_validation") or {}
+        folds = ", ".join(f"{k} {100 * v:.1f}%" for k, v in cv.get("folds", {}).items())
+        return (
+            "on every group (a final fit, for the median best epoch of the cross-validation "
+            f"folds; nothing held out). Cross-validated estimate (fp32): "
+            f"{100 * cv.get('accuracy_mean', float('nan')):.1f}% mean ({folds})"
+        )
+    return (
+        f"holding out {', '.join(training['test_groups'])} for test and "
+        f"{', '.join(training['validation_groups'])} for validation (no group on two sides)"
+    )
 
 
 def write_card(out: Path, manifest: dict, run: Run, quantize_command: str) -> None:
@@ -629,9 +692,8 @@ Input: {manifest["window"]["seconds"]} s windows of {run.frontend.sample_rate} H
 multiply-accumulates per window.
 
 ## How it was trained
-On `{training["dataset"]}` ({training["layout"]} layout, {training["clips"]} clips), holding out
-{", ".join(training["test_groups"])} for test and {", ".join(training["validation_groups"])} for
-validation (no group on two sides){
+On `{training["dataset"]}` ({training["layout"]} layout, {training["clips"]} clips),
+{how_trained(training)}{
         "; plus "
         + str(training["synthetic_speakers"])
         + " synthetic espeak-ng speakers as training-only data"
@@ -645,13 +707,21 @@ Reproduce it from the data with:
 {quantize_command}
 ```
 
-## Verified metrics (held-out {", ".join(training["test_groups"])}, device runtime)
+## Verified metrics ({
+        "held-out " + ", ".join(training["test_groups"])
+        if training["test_groups"]
+        else "a sample of its own training clips: a fidelity check, not an accuracy estimate"
+    }, device runtime)
 | artefact | size | accuracy | macro-F1 | agreement with torch | runtime |
 |---|---|---|---|---|---|
 {chr(10).join(rows)}
 
 ## Limits
-- Judged on the held-out group above only: other speakers, microphones and rooms can score lower.
+- Judged on {
+        "the held-out group above only"
+        if training["test_groups"]
+        else "cross-validation over the groups it was trained on"
+    }: other speakers, microphones and rooms can score lower.
 - The model hears {run.frontend.fmin:g}-{run.frontend.top_frequency:g} Hz; a microphone at any
   rate is resampled to {run.frontend.sample_rate} Hz.
 - Thresholds overridden at export: {
@@ -678,13 +748,19 @@ def quantize_command(args: argparse.Namespace) -> int:
         f"{len(run.labels)} labels; loading calibration and held-out data"
     )
     calibration, held, training = load_data(run, args.data, args.cache, args.calibration, args.seed)
-    if len(calibration) < 200 <= args.calibration:
-        raise QuantizeError(
-            f"only {len(calibration)} training windows for calibration; need 200 "
-            "(a smaller --calibration accepts fewer, knowingly)"
+    if len(calibration) < min(MIN_CALIBRATION, args.calibration):
+        print(
+            f"  warning: only {len(calibration)} training windows to calibrate int8 on "
+            f"(asked for {args.calibration}; {MIN_CALIBRATION}+ is safer): a small dataset; "
+            "the verification below says whether int8 stayed faithful"
         )
-    if len(calibration) < args.calibration:
+    elif len(calibration) < args.calibration:
         print(f"  note: {len(calibration)} calibration windows (asked for {args.calibration})")
+    if not run.config["split"]["test_groups"]:
+        print(
+            f"  final fit on every group: int8 is verified against fp32 on {held.truth.size} "
+            "of its own clips; the accuracy estimate is the run's cross-validation"
+        )
     work = Path(
         tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent if out.parent.exists() else None)
     )
@@ -740,7 +816,12 @@ def quantize_command(args: argparse.Namespace) -> int:
         (work / MANIFEST).write_text(json.dumps(manifest, indent=2))
         command = "python -m export " + " ".join(shlex.quote(a) for a in args.argv)
         write_card(work, manifest, run, command)
-        if manifest["task"] == "detection":  # the stream threshold, on held-out streams
+        if manifest["task"] == "detection" and not run.config["split"]["test_groups"]:
+            print(
+                "  note: no held-out group to choose the stream threshold on (a final fit); "
+                "the bundle keeps 0.5 until `python -m export calibrate` runs on other data"
+            )
+        elif manifest["task"] == "detection":  # the stream threshold, on held-out streams
             from .streamcal import calibrate, write_stream_settings
 
             dataset = run.config["dataset"]
@@ -753,11 +834,16 @@ def quantize_command(args: argparse.Namespace) -> int:
         from .report import plot_confusion
 
         int8 = results["tflite-int8"]
+        test_groups = run.config["split"]["test_groups"]
         plot_confusion(
             int8["confusion"],
             run.labels,
-            f"{name} int8 TFLite, held out {', '.join(run.config['split']['test_groups'])}"
-            f": {100 * int8['accuracy']:.1f}%",
+            (
+                f"{name} int8 TFLite, held out {', '.join(test_groups)}"
+                if test_groups
+                else f"{name} int8 TFLite on {held.truth.size} of its training clips (fidelity)"
+            )
+            + f": {100 * int8['accuracy']:.1f}%",
             work / "confusion.png",
         )
         (work / "convert.log").unlink(missing_ok=True)
@@ -788,7 +874,8 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         "--calibration",
         type=int,
         default=256,
-        help="calibration windows from the training groups (default 256, min 200)",
+        help="calibration windows from the training groups (default 256; fewer are used "
+        "with a warning when a small dataset has fewer)",
     )
     p.add_argument(
         "--qat-epochs",

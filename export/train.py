@@ -17,18 +17,21 @@ import math
 import shlex
 import time
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edge_audio.datasets import LAYOUTS, scan
+from edge_audio.datasets import GROUPS_HELP, LAYOUTS, NO_GROUPS_NOTE, scan
+from edge_audio.digest import TrainingDigest
 from edge_audio.errors import ConfigError, DatasetError, MissingDependencyError
 from edge_audio.metrics import classification_report, format_confusion
 from edge_audio.windows import normalise
 
+from . import checks
 from .augment import AugmentConfig, augment_batch, mixup
+from .checks import Check
 from .data import (
     BACKGROUND,
     Clip,
@@ -41,9 +44,12 @@ from .data import (
     index_windows,
     load_clips,
     make_batch,
+    mean_per_clip,
     noise_bank,
 )
+from .distributed import World
 from .presets import PRESETS, Preset
+from .schedule import DEFAULT_MIN_STEPS, Schedule, plan_schedule
 
 # Few groups (speakers, folds): hold out whole groups one at a time.
 # Many groups (one per recording): k folds of groups, stratified by label.
@@ -210,10 +216,11 @@ def non_target_speech(
     return audio[:count]
 
 
-def _progress(items, desc: str, unit: str):
+def _progress(items, desc: str, unit: str, world: World | None = None):
     from tqdm import tqdm
 
-    return tqdm(items, desc=desc, unit=unit, leave=False, disable=None)
+    quiet = world is not None and not world.main  # one progress bar, rank 0's
+    return tqdm(items, desc=desc, unit=unit, leave=False, disable=True if quiet else None)
 
 
 # --- training ---------------------------------------------------------------------
@@ -223,7 +230,9 @@ def _progress(items, desc: str, unit: str):
 class TrainSettings:
     model: str
     size: str
-    epochs: int
+    epochs: int | None  # --epochs: taken as given; None: sized by min_steps
+    preset_epochs: int
+    min_steps: int
     batch_size: int
     lr: float
     weight_decay: float
@@ -239,6 +248,16 @@ class TrainSettings:
 
 
 @dataclass
+class FitResult:
+    model: Any
+    history: list[dict]
+    best_epoch: int
+    interrupted: bool
+    stopped_early: bool
+    schedule: Schedule
+
+
+@dataclass
 class FoldResult:
     fold: Fold
     state: dict
@@ -248,6 +267,13 @@ class FoldResult:
     metrics: dict[str, Any]
     baseline: dict[str, Any]
     seconds: float
+    schedule: Schedule | None = None
+    checks: list[Check] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)  # real training + validation files
+
+
+def model_device(model) -> Any:
+    return next(model.parameters()).device
 
 
 def run_model(model, batch: np.ndarray):
@@ -255,7 +281,9 @@ def run_model(model, batch: np.ndarray):
     (edge_audio.windows.normalise), then the network."""
     import torch
 
-    return model(torch.from_numpy(normalise(batch, model.dynamic_range)[:, None]))
+    core = getattr(model, "module", model)  # DistributedDataParallel wraps the network
+    x = torch.from_numpy(normalise(batch, core.dynamic_range)[:, None])
+    return model(x.to(model_device(core)))
 
 
 def window_probabilities(
@@ -274,7 +302,7 @@ def window_probabilities(
         for i in range(0, len(windows), batch_size):
             batch = make_batch(clips, windows[i : i + batch_size], plan)
             logits = run_model(model, batch)
-            probs.append(torch.softmax(logits, dim=1).numpy())
+            probs.append(torch.softmax(logits, dim=1).cpu().numpy())
     return np.concatenate(probs) if probs else np.zeros((0, len(clips.labels)))
 
 
@@ -288,13 +316,9 @@ def clip_probabilities(
     """Mean window probabilities per clip [len(members), classes]."""
     windows = index_windows(clips, members, plan)
     window_probs = window_probabilities(model, clips, windows, plan, batch_size)
-    out = np.zeros((len(members), len(clips.labels)))
-    counts = np.zeros(len(members))
     position = {clip: row for row, clip in enumerate(members)}
-    for (ci, _), p in zip(windows, window_probs, strict=True):
-        out[position[int(ci)]] += p
-        counts[position[int(ci)]] += 1
-    return out / counts[:, None]
+    owners = np.array([position[int(ci)] for ci in windows[:, 0]], dtype=np.int64)
+    return mean_per_clip(window_probs, owners, len(members))
 
 
 def evaluate_clips(model, clips: ClipSet, members: list[int], plan: WindowPlan) -> dict:
@@ -313,63 +337,92 @@ def fit(
     bank: list[np.ndarray],
     log: Log,
     title: str,
-):
-    """Train with early stopping on validation accuracy; returns the best model."""
+    world: World | None = None,
+) -> FitResult:
+    """Train for a schedule sized in steps, keeping the epoch with the best
+    validation clip accuracy (the figure users are given); early stopping never
+    ends a run in the first half of its schedule."""
     import torch
 
     from .zoo import ModelSpec, build_model
 
+    world = world or World()
     torch.manual_seed(settings.seed)
-    rng = np.random.default_rng(settings.seed)
+    order_rng = np.random.default_rng(settings.seed)  # the same on every process
+    rng = np.random.default_rng(settings.seed + 7 * world.rank)  # augmentation: its own
     n_classes = len(clips.labels)
     mels = clips.clips[0].features.shape[1]
-    model = build_model(ModelSpec(settings.model, settings.size, n_classes, (plan.frames, mels)))
-    model.dynamic_range = settings.dynamic_range  # read by run_model
+    core = build_model(ModelSpec(settings.model, settings.size, n_classes, (plan.frames, mels)))
+    core.dynamic_range = settings.dynamic_range  # read by run_model
+    core.to(world.device)
+    model = world.wrap(core)
     train_windows = index_windows(clips, split.train, plan)
-    val_windows = index_windows(clips, split.validation, plan)
     labels = clips.label_ids()
     train_targets = labels[train_windows[:, 0]]
     counts = np.bincount(train_targets, minlength=n_classes).astype(float)
     weights = None
     if counts.min() > 0 and counts.max() / counts.min() > 1.5:  # imbalanced: reweight
-        weights = torch.tensor(counts.sum() / (n_classes * counts), dtype=torch.float32)
+        weights = torch.tensor(
+            counts.sum() / (n_classes * counts), dtype=torch.float32, device=world.device
+        )
         log(
             f"classes are imbalanced ({int(counts.min())} to {int(counts.max())} windows): "
             "weighting the loss"
         )
-    steps = max(1, math.ceil(len(train_windows) / settings.batch_size))
+    schedule = plan_schedule(
+        len(train_windows),
+        settings.batch_size,
+        settings.preset_epochs,
+        epochs=settings.epochs,
+        min_steps=settings.min_steps,
+        patience=settings.patience,
+    )
+    log(f"{title}: {schedule.reason}")
     optimiser = torch.optim.AdamW(
         model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
     )
+    total = schedule.total_steps
     if settings.schedule == "onecycle":
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimiser, max_lr=settings.lr, total_steps=settings.epochs * steps, pct_start=0.15
+            optimiser, max_lr=settings.lr, total_steps=total, pct_start=0.15
         )
     else:
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, settings.epochs * steps)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, total)
     shift = plan.frames // 4 if settings.augment.shift else 0
 
     def loss_fn(logits: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
         eps = settings.label_smoothing
-        soft = soft * (1 - eps) + eps / n_classes
+        soft = soft.to(logits.device) * (1 - eps) + eps / n_classes
         per_class = -torch.log_softmax(logits, dim=1) * soft
         if weights is not None:
-            per_class = per_class * weights
+            per_class = per_class * weights.to(logits.device)
         return per_class.sum(dim=1).mean()
 
     history: list[dict] = []
     best = (-1.0, math.inf)
-    best_state, best_epoch, stale, interrupted = None, 0, 0, False
+    best_state, best_epoch, stale = None, 0, 0
+    interrupted = stopped_early = False
+    batch_size = settings.batch_size
+    steps_per_pass = schedule.steps_per_epoch // schedule.passes_per_epoch
     try:
-        for epoch in range(1, settings.epochs + 1):
+        for epoch in range(1, schedule.epochs + 1):
             model.train()
-            order = rng.permutation(len(train_windows))
-            total_loss = correct = seen = 0.0
-            bar = _progress(range(steps), f"{title} epoch {epoch}/{settings.epochs}", "batch")
+            sums = [0.0, 0.0, 0.0]  # loss * rows, correct, rows
+            bar = _progress(
+                range(schedule.steps_per_epoch),
+                f"{title} epoch {epoch}/{schedule.epochs}",
+                "step",
+                world,
+            )
+            order = order_rng.permutation(len(train_windows))
             for step in bar:
-                rows = train_windows[
-                    order[step * settings.batch_size : (step + 1) * settings.batch_size]
-                ]
+                if step and step % steps_per_pass == 0:  # the next pass of this epoch
+                    order = order_rng.permutation(len(train_windows))
+                k = step % steps_per_pass
+                rows = train_windows[order[k * batch_size : (k + 1) * batch_size]]
+                if len(rows) < world.size:
+                    continue  # every process must take part in every step
+                rows = world.shard(rows)
                 batch = make_batch(clips, rows, plan, rng, shift)
                 batch = augment_batch(batch, settings.augment, rng, bank)
                 targets = labels[rows[:, 0]]
@@ -382,72 +435,82 @@ def fit(
                 loss.backward()
                 optimiser.step()
                 scheduler.step()
-                total_loss += loss.item() * len(rows)
-                correct += float((logits.argmax(1).numpy() == targets).sum())
-                seen += len(rows)
+                sums[0] += loss.item() * len(rows)
+                sums[1] += float((logits.argmax(1).cpu().numpy() == targets).sum())
+                sums[2] += len(rows)
                 if hasattr(bar, "set_postfix"):
-                    bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
-            val_loss, val_acc = window_loss(model, clips, val_windows, plan, labels, loss_fn)
+                    bar.set_postfix(loss=f"{sums[0] / sums[2]:.3f}", acc=f"{sums[1] / sums[2]:.3f}")
+            loss_sum, correct, seen = world.sum(sums)
+            world.sync_buffers(core)
+            val_loss, val_acc = validate(core, clips, split.validation, plan, labels, loss_fn)
             row = {
                 "epoch": epoch,
-                "train_loss": total_loss / seen,
-                "train_acc": correct / seen,
+                "train_loss": loss_sum / max(seen, 1),
+                "train_acc": correct / max(seen, 1),
                 "val_loss": val_loss,
                 "val_acc": val_acc,
                 "lr": scheduler.get_last_lr()[0],
             }
             history.append(row)
             # Without validation (a refit), the latest epoch is the one kept.
-            no_validation = len(val_windows) == 0
+            no_validation = not split.validation
             improved = no_validation or (val_acc, -val_loss) > (best[0], -best[1])
+            stop = not improved and stale + 1 >= schedule.patience and epoch >= schedule.min_epochs
+            improved, stop = world.agree([improved, stop])
             if improved:
                 best, best_epoch, stale = (val_acc, val_loss), epoch, 0
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                best_state = {k: v.detach().clone() for k, v in core.state_dict().items()}
             else:
                 stale += 1
             validation = (
                 "no validation (refit)"
                 if no_validation
-                else f"val loss {val_loss:.3f} acc {val_acc:.3f}{'  *' if improved else ''}"
+                else f"val loss {val_loss:.3f} clip acc {val_acc:.3f}{'  *' if improved else ''}"
             )
             log(
                 f"{title} epoch {epoch:3d}: train loss {row['train_loss']:.3f} "
                 f"acc {row['train_acc']:.3f} | {validation}"
             )
-            if stale >= settings.patience:
-                log(f"{title}: no better validation accuracy for {stale} epochs, stopping early")
+            if stop:
+                stopped_early = True
+                log(
+                    f"{title}: no better validation accuracy for {stale} epochs, "
+                    f"stopping early at epoch {epoch} of {schedule.epochs}"
+                )
                 break
     except KeyboardInterrupt:
         interrupted = True
         log(f"{title}: interrupted; keeping the best checkpoint (epoch {best_epoch})")
     if best_state is not None:
-        model.load_state_dict(best_state)
-    return model, history, best_epoch, interrupted
+        core.load_state_dict(best_state)
+    return FitResult(core, history, best_epoch, interrupted, stopped_early, schedule)
 
 
-def window_loss(
+def validate(
     model,
     clips: ClipSet,
-    windows: np.ndarray,
+    members: list[int],
     plan: WindowPlan,
     labels: np.ndarray,
     loss_fn,
 ) -> tuple[float, float]:
+    """Window loss and clip accuracy (the mean of each clip's windows, as users
+    are scored) of the validation clips; (nan, 0) without any."""
     import torch
 
-    if len(windows) == 0:
+    if not members:
         return float("nan"), 0.0
-    model.eval()
-    total = correct = 0.0
-    with torch.no_grad():
-        for i in range(0, len(windows), 256):
-            rows = windows[i : i + 256]
-            logits = run_model(model, make_batch(clips, rows, plan))
-            targets = labels[rows[:, 0]]
-            soft = torch.from_numpy(np.eye(len(clips.labels), dtype=np.float32)[targets])
-            total += float(loss_fn(logits, soft)) * len(rows)
-            correct += float((logits.argmax(1).numpy() == targets).sum())
-    return total / len(windows), correct / len(windows)
+    windows = index_windows(clips, members, plan)
+    probs = window_probabilities(model, clips, windows, plan)
+    targets = labels[windows[:, 0]]
+    soft = torch.from_numpy(np.eye(len(clips.labels), dtype=np.float32)[targets])
+    logits = torch.log(torch.from_numpy(probs).float().clamp_min(1e-12))
+    loss = float(loss_fn(logits, soft))
+    position = {clip: row for row, clip in enumerate(members)}
+    owners = np.array([position[int(ci)] for ci in windows[:, 0]], dtype=np.int64)
+    per_clip = mean_per_clip(probs, owners, len(members))
+    accuracy = float((per_clip.argmax(1) == labels[members]).mean())
+    return loss, accuracy
 
 
 def run_baseline(clips: ClipSet, split: Split) -> dict[str, Any]:
@@ -507,28 +570,64 @@ def add_background(
     )
 
 
+@dataclass
+class Material:
+    """Everything a fold trains on, prepared once per run."""
+
+    clips: ClipSet
+    synth: list[Clip]
+    preset: Preset
+    background: bool
+    cache: FeatureCache
+    bank: list[np.ndarray]
+    speech: list[np.ndarray]
+    groups_declared: bool
+
+
+def fold_checks(
+    material: Material,
+    combined: ClipSet,
+    split: Split,
+    first: FitResult,
+    metrics: dict[str, Any],
+    baseline: dict[str, Any] | None,
+) -> list[Check]:
+    """The post-training checks of one fold (see export/checks.py)."""
+    real_train = Counter(
+        combined.clips[i].label
+        for i in split.train
+        if not combined.clips[i].synthetic and combined.clips[i].label != BACKGROUND
+    )
+    return checks.collect(
+        checks.below_baseline(metrics["test"]["accuracy"], baseline["accuracy"])
+        if baseline and metrics["test"]["n"]
+        else None,
+        checks.underfitting(metrics["train"]["accuracy"]),
+        checks.still_improving([h["val_acc"] for h in first.history], first.stopped_early)
+        if split.validation
+        else None,
+        checks.few_clips({label: real_train.get(label, 0) for label in material.clips.labels}),
+        None if material.groups_declared else checks.no_groups(NO_GROUPS_NOTE),
+    )
+
+
 def run_fold(
-    clips: ClipSet,
-    synth: list[Clip],
-    fold: Fold,
-    preset: Preset,
-    settings: TrainSettings,
-    background: bool,
-    cache: FeatureCache,
-    bank: list[np.ndarray],
-    speech: list[np.ndarray],
-    log: Log,
+    material: Material, fold: Fold, settings: TrainSettings, log: Log, world: World
 ) -> FoldResult:
     start = time.time()
-    combined = ClipSet(clips.clips + synth, clips.labels, clips.skipped)
-    split = group_split(combined, fold.test_groups, fold.validation_groups, settings.seed)
-    if background:
+    preset, cache = material.preset, material.cache
+    combined = ClipSet(material.clips.clips + material.synth, material.clips.labels)
+    if fold.test_groups:
+        split = group_split(combined, fold.test_groups, fold.validation_groups, settings.seed)
+    else:  # the final fit: every group trains, nothing is held out
+        split = Split(list(range(len(combined.clips))), [], [], [], [])
+    if material.background:
         combined, split = add_background(
-            combined, split, cache, settings.seed, preset.window_s, speech
+            combined, split, cache, settings.seed, preset.window_s, material.speech
         )
-    for side in ("train", "validation", "test"):
-        members = getattr(split, side)
-        if not members:
+    needed = ("train", "validation", "test") if fold.test_groups else ("train",)
+    for side in needed:
+        if not getattr(split, side):
             raise DatasetError(f"the {side} split of fold {fold.name} is empty")
     n_synth = sum(combined.clips[i].synthetic for i in split.train)
     log(
@@ -537,24 +636,25 @@ def run_fold(
         f"validation, {len(split.test)} test"
     )
     plan = window_plan(preset, cache)
-    model, history, best_epoch, interrupted = fit(
-        combined, split, plan, settings, bank, log, fold.name
-    )
+    first = fit(combined, split, plan, settings, material.bank, log, fold.name, world)
+    model, interrupted = first.model, first.interrupted
     validation_metrics = evaluate_clips(model, combined, split.validation, plan)
-    if settings.refit and not interrupted and best_epoch > 0:
+    if settings.refit and split.validation and not interrupted and first.best_epoch > 0:
         # Early stopping chose the epoch count; now train on train + validation for
         # that long, so the final model has heard every group but the test one.
-        log(f"fold {fold.name}: refitting on train + validation for {best_epoch} epochs")
+        log(f"fold {fold.name}: refitting on train + validation for {first.best_epoch} epochs")
         merged = replace(split, train=split.train + split.validation, validation=[])
-        model, _, _, interrupted = fit(
+        again = fit(
             combined,
             merged,
             plan,
-            replace(settings, epochs=best_epoch),
-            bank,
+            replace(settings, epochs=first.best_epoch),
+            material.bank,
             log,
             f"{fold.name} refit",
+            world,
         )
+        model, interrupted = again.model, again.interrupted
     real_test = [i for i in split.test if combined.clips[i].label != BACKGROUND]
     background_test = [i for i in split.test if combined.clips[i].label == BACKGROUND]
     metrics = {
@@ -574,16 +674,39 @@ def run_fold(
     if background_test:
         bg = evaluate_clips(model, combined, background_test, plan)
         metrics["test_background"] = {"n": bg["n"], "recall": bg["accuracy"]}
-    baseline = run_baseline(combined, replace(split, test=real_test))
-    test = metrics["test"]
-    log(
-        f"fold {fold.name}: test accuracy {test['accuracy']:.4f}, macro-F1 "
-        f"{test['macro_f1']:.4f} (baseline {baseline['accuracy']:.4f}) "
-        f"in {time.time() - start:.0f} s"
-    )
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    baseline = run_baseline(combined, replace(split, test=real_test)) if real_test else None
+    if baseline:
+        test = metrics["test"]
+        log(
+            f"fold {fold.name}: test accuracy {test['accuracy']:.4f}, macro-F1 "
+            f"{test['macro_f1']:.4f} (baseline {baseline['accuracy']:.4f}) "
+            f"in {time.time() - start:.0f} s"
+        )
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     return FoldResult(
-        fold, state, history, best_epoch, interrupted, metrics, baseline, time.time() - start
+        fold,
+        state,
+        first.history,
+        first.best_epoch,
+        interrupted,
+        metrics,
+        baseline or {},
+        time.time() - start,
+        first.schedule,
+        fold_checks(material, combined, split, first, metrics, baseline),
+        training_files(combined, split),
+    )
+
+
+def training_files(clips: ClipSet, split: Split) -> list[str]:
+    """The real files whose audio shaped the model (training and validation)."""
+    members = split.train + split.validation
+    return sorted(
+        {
+            clips.clips[i].source
+            for i in members
+            if not clips.clips[i].synthetic and Path(clips.clips[i].source).is_file()
+        }
     )
 
 
@@ -594,7 +717,15 @@ def window_plan(preset: Preset, cache: FeatureCache) -> WindowPlan:
     return WindowPlan(frames, preset.mode, hop)
 
 
-def write_run(out: Path, result: FoldResult, config: dict[str, Any], log: Log) -> None:
+def write_run(
+    out: Path,
+    result: FoldResult,
+    config: dict[str, Any],
+    log: Log,
+    estimate: dict[str, Any] | None = None,
+) -> None:
+    """A run directory. `estimate`: a final fit's cross-validated figures, which
+    stand in for the held-out test it does not have."""
     import torch
 
     from .report import plot_confusion, plot_curves
@@ -606,9 +737,12 @@ def write_run(out: Path, result: FoldResult, config: dict[str, Any], log: Log) -
         "split": {
             "test_groups": result.fold.test_groups,
             "validation_groups": result.fold.validation_groups,
+            "final_fit": not result.fold.test_groups,
         },
+        "schedule": result.schedule.to_dict() if result.schedule else None,
         "best_epoch": result.best_epoch,
         "interrupted": result.interrupted,
+        "training_files": TrainingDigest.of_files(map(Path, result.files)).to_dict(),
     }
     (out / "config.json").write_text(json.dumps(config, indent=2))
     metrics = {
@@ -617,22 +751,35 @@ def write_run(out: Path, result: FoldResult, config: dict[str, Any], log: Log) -
         "seconds": round(result.seconds, 1),
         "best_epoch": result.best_epoch,
         "interrupted": result.interrupted,
+        "checks": [c.to_dict() for c in result.checks],
     }
+    if estimate:
+        metrics["estimate"] = estimate
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     with (out / "history.csv").open("w", newline="") as f:
         if result.history:
             writer = csv.DictWriter(f, fieldnames=list(result.history[0]))
             writer.writeheader()
             writer.writerows(result.history)
-    test = result.metrics["test"]
     name = f"{config['model']['name']}-{config['model']['size']}"
-    plot_confusion(
-        test["confusion"],
-        test["labels"],
-        f"{name}, held out {', '.join(result.fold.test_groups)}: "
-        f"accuracy {100 * test['accuracy']:.1f}%",
-        out / "confusion.png",
-    )
+    test = result.metrics["test"]
+    if test["n"]:
+        title = (
+            f"{name}, held out {', '.join(result.fold.test_groups)}: "
+            f"accuracy {100 * test['accuracy']:.1f}%"
+        )
+        confusion, labels = test["confusion"], test["labels"]
+    elif estimate:  # a final fit: the pooled confusion of the cross-validation
+        title = (
+            f"{name}, cross-validated over {len(estimate['folds'])} folds: "
+            f"accuracy {100 * estimate['accuracy']['mean']:.1f}%"
+        )
+        confusion, labels = estimate["confusion"], estimate["labels"]
+    else:
+        confusion = None
+    if confusion is not None:
+        plot_confusion(confusion, labels, title, out / "confusion.png")
+        log(format_confusion(confusion, labels))
     if result.history:
         plot_curves(
             result.history,
@@ -640,16 +787,12 @@ def write_run(out: Path, result: FoldResult, config: dict[str, Any], log: Log) -
             out / "curves.png",
             result.best_epoch,
         )
-    log(format_confusion(test["confusion"], test["labels"]))
     log.write(out / "train.log")
 
 
-def train_command(args: argparse.Namespace) -> int:
-    torch = require_torch()
-    torch.set_num_threads(args.threads)
-    log = Log(args.quiet)
-    preset = resolve_preset(args)
-    index = scan(args.data, args.layout, folds=args.folds)
+def prepare(args: argparse.Namespace, preset: Preset, log: Log) -> tuple[Any, Material]:
+    """Scan, features, synthetic speakers, noise: everything before the first fold."""
+    index = scan(args.data, args.layout, folds=args.folds, groups=args.groups)
     cache = FeatureCache(preset.frontend, args.cache)
     clips = load_clips(index, cache, progress=not args.quiet)
     if args.limit:
@@ -660,7 +803,6 @@ def train_command(args: argparse.Namespace) -> int:
     )
     for s in clips.skipped:
         log(f"  skipped {s.path}: {s.reason}")
-    folds = plan_folds(clips, args.holdout_group, args.val_group, args.cv, args.seed)
     synth, voice_names = synthetic_speakers(
         clips, args.layout, preset.synth_speakers, cache, args.seed, log
     )
@@ -672,10 +814,33 @@ def train_command(args: argparse.Namespace) -> int:
     speech = (
         non_target_speech(clips.labels, args.layout, cache, 240, args.seed) if background else []
     )
+    material = Material(
+        clips, synth, preset, background, cache, bank, speech, index.groups_declared
+    )
+    return (index, voice_names), material
+
+
+def train_command(args: argparse.Namespace) -> int:
+    torch = require_torch()
+    torch.set_num_threads(args.threads)
+    from .distributed import init_world
+
+    world = init_world(args.device)
+    log = Log(args.quiet or not world.main)
+    preset = resolve_preset(args)
+    if args.fit_all and not args.cv:
+        raise ConfigError("--fit-all needs --cv: cross-validation chooses how long to train")
+    if world.distributed:
+        log(f"distributed: {world.size} processes ({world.device}); rank 0 reports")
+    (index, voice_names), material = world.main_first(lambda: prepare(args, preset, log))
+    clips = material.clips
+    folds = plan_folds(clips, args.holdout_group, args.val_group, args.cv, args.seed)
     settings = TrainSettings(
         model=preset.model,
         size=preset.size,
-        epochs=preset.epochs,
+        epochs=args.epochs,
+        preset_epochs=preset.epochs,
+        min_steps=args.min_steps,
         batch_size=args.batch_size,
         lr=args.lr,
         weight_decay=args.weight_decay,
@@ -691,8 +856,8 @@ def train_command(args: argparse.Namespace) -> int:
     )
     from .zoo import ModelSpec, build_model, profile
 
-    plan = window_plan(preset, cache)
-    labels = sorted({*clips.labels, BACKGROUND}) if background else clips.labels
+    plan = window_plan(preset, material.cache)
+    labels = sorted({*clips.labels, BACKGROUND}) if material.background else clips.labels
     spec = ModelSpec(
         settings.model, settings.size, len(labels), (plan.frames, preset.frontend.n_mels)
     )
@@ -710,7 +875,7 @@ def train_command(args: argparse.Namespace) -> int:
         },
         "frontend": preset.frontend.to_dict(),
         "labels": labels,
-        "background_class": BACKGROUND if background else None,
+        "background_class": BACKGROUND if material.background else None,
         "window": {
             "frames": plan.frames,
             "mode": plan.mode,
@@ -723,6 +888,8 @@ def train_command(args: argparse.Namespace) -> int:
             "layout": args.layout,
             "clips": len(clips.clips),
             "groups": clips.groups,
+            "groups_declared": material.groups_declared,
+            "groups_option": args.groups,
             "skipped": len(clips.skipped),
             "folds": args.folds,
         },
@@ -730,26 +897,73 @@ def train_command(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "augmentation": {**settings.augment.to_dict(), "mixup": settings.mixup},
         "training": {k: v for k, v in settings.__dict__.items() if k != "augment"},
+        "distributed": {"processes": world.size, "device": world.device},
         "command": "python -m export " + " ".join(shlex.quote(a) for a in args.argv),
     }
     results = []
+    summary: dict[str, Any] | None = None
     for fold in folds:
-        result = run_fold(
-            clips, synth, fold, preset, settings, background, cache, bank, speech, log
-        )
+        result = run_fold(material, fold, settings, log, world)
         results.append(result)
         target = args.out / f"fold-{fold.name}" if args.cv else args.out
-        write_run(target, result, config, log)
+        if world.main:
+            write_run(target, result, config, log)
         if result.interrupted:
             break
-    if args.cv:
-        write_cv_summary(args.out, results, config, log)
-    log(f"wrote {args.out}")
-    log.write(args.out / "train.log")
-    return 130 if results and results[-1].interrupted else 0
+    final_checks = results[-1].checks if results else []
+    interrupted = bool(results) and results[-1].interrupted
+    if args.cv and world.main:
+        summary = write_cv_summary(args.out, results, config, log)
+        final_checks = merge_checks(results)
+    if args.fit_all and not interrupted:
+        epochs = final_epochs(results)
+        log(
+            f"final fit on every group for {epochs} epochs (the median best epoch of the "
+            f"{len(results)} folds); its estimate is the cross-validated figure"
+        )
+        final = run_fold(
+            material, Fold("all", [], []), replace(settings, epochs=epochs), log, world
+        )
+        final.checks = final_checks  # the folds' checks are what tell about this recipe
+        interrupted = final.interrupted
+        if world.main:
+            write_run(args.out, final, config, log, summary)
+    if world.main:
+        log("")
+        for line in checks.format_checks(final_checks):
+            log(line)
+        log(f"wrote {args.out}")
+        log.write(args.out / "train.log")
+    world.close()
+    return 130 if interrupted else 0
 
 
-def write_cv_summary(out: Path, results: list[FoldResult], config: dict, log: Log) -> None:
+def final_epochs(results: list[FoldResult]) -> int:
+    """How long a final fit trains: the median of the folds' best epochs."""
+    best = [r.best_epoch for r in results if r.best_epoch > 0]
+    if not best:
+        raise DatasetError("no fold kept a best epoch, so a final fit has no epoch count")
+    return max(1, round(float(np.median(best))))
+
+
+def merge_checks(results: list[FoldResult]) -> list[Check]:
+    """One warning per kind over the folds, naming the folds it fired in."""
+    by_code: dict[str, list[tuple[str, Check]]] = {}
+    for r in results:
+        for c in r.checks:
+            by_code.setdefault(c.code, []).append((r.fold.name, c))
+    merged = []
+    for code, hits in by_code.items():
+        names = ", ".join(name for name, _ in hits)
+        first = hits[0][1].message
+        where = "" if len(hits) == len(results) == 1 else f"in fold(s) {names}: "
+        merged.append(Check(code, f"{where}{first}"))
+    return merged
+
+
+def write_cv_summary(
+    out: Path, results: list[FoldResult], config: dict, log: Log
+) -> dict[str, Any]:
     accs = np.array([r.metrics["test"]["accuracy"] for r in results])
     f1s = np.array([r.metrics["test"]["macro_f1"] for r in results])
     base = np.array([r.baseline["accuracy"] for r in results])
@@ -757,7 +971,7 @@ def write_cv_summary(out: Path, results: list[FoldResult], config: dict, log: Lo
     segments = [
         r.metrics["test_segments"]["accuracy"] for r in results if "test_segments" in r.metrics
     ]
-    summary = {
+    summary: dict[str, Any] = {
         "folds": [
             {
                 "name": r.fold.name,
@@ -779,6 +993,9 @@ def write_cv_summary(out: Path, results: list[FoldResult], config: dict, log: Lo
         },
         "macro_f1": {"mean": float(f1s.mean()), "std": float(f1s.std())},
         "baseline_accuracy": {"mean": float(base.mean()), "std": float(base.std())},
+        "labels": results[0].metrics["test"]["labels"],
+        "confusion": np.sum([r.metrics["test"]["confusion"] for r in results], axis=0).tolist(),
+        "checks": [c.to_dict() for c in merge_checks(results)],
         "model": config["model"],
     }
     if len(segments) == len(results):
@@ -810,6 +1027,7 @@ def write_cv_summary(out: Path, results: list[FoldResult], config: dict, log: Lo
             f"cross-validated segment accuracy {100 * g['mean']:.1f}% +- {100 * g['std']:.1f} "
             f"(min {100 * g['min']:.1f}%)"
         )
+    return summary
 
 
 def limit_per_class_and_group(clips: ClipSet, limit: int, seed: int) -> ClipSet:
@@ -889,7 +1107,19 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument("--out", type=Path, required=True, help="run directory to write")
     p.add_argument("--model", help=f"model: {', '.join(MODELS)} (default: the layout's preset)")
     p.add_argument("--size", help="size preset: tiny/small/medium/large (model-dependent)")
-    p.add_argument("--epochs", type=int, help="most epochs (early stopping may end sooner)")
+    p.add_argument(
+        "--epochs",
+        type=int,
+        help="epochs, taken as given (default: the preset's, raised until the run has "
+        "--min-steps steps; early stopping may end sooner)",
+    )
+    p.add_argument(
+        "--min-steps",
+        type=int,
+        default=DEFAULT_MIN_STEPS,
+        help=f"optimiser steps a run gets at least when --epochs is not given, however small "
+        f"the data (default {DEFAULT_MIN_STEPS})",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed for everything (default 0)")
     p.add_argument(
         "--holdout-group",
@@ -909,6 +1139,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         help="leave-one-group-out (or 5-fold by recording) cross-validation",
     )
     p.add_argument("--folds", type=int, nargs="+", help="esc50: folds to use")
+    p.add_argument("--groups", metavar="PATTERN_OR_CSV", help=GROUPS_HELP)
     p.add_argument("--window", type=float, help="model window in seconds")
     p.add_argument("--hop", type=float, help="segment hop in seconds (long clips)")
     p.add_argument("--n-mels", type=int, help="mel bands (default: the layout's preset)")
@@ -916,7 +1147,13 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (AdamW)")
     p.add_argument("--weight-decay", type=float, default=1e-2)
     p.add_argument("--label-smoothing", type=float, default=0.1)
-    p.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs")
+    p.add_argument(
+        "--patience",
+        type=int,
+        default=10,
+        help="early-stopping patience in epochs, at least (the recipe uses a fifth of the "
+        "planned epochs when that is more; it never stops in the first half)",
+    )
     p.add_argument("--schedule", choices=("onecycle", "cosine"), default="onecycle")
     p.add_argument(
         "--dynamic-range",
@@ -954,6 +1191,18 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         help="after early stopping, retrain on train + validation for the best "
         "epoch count (the final model hears every non-test group)",
     )
+    p.add_argument(
+        "--fit-all",
+        action="store_true",
+        help="with --cv: after the folds, train on every group for the median best epoch "
+        "and write that model to --out (its estimate is the cross-validated figure)",
+    )
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    p.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="where the network trains (auto: a GPU when torch sees one)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(run=train_command)

@@ -377,3 +377,27 @@ def test_quantize_without_a_run_is_one_line(tmp_path):
     )
     assert result.returncode == 2 and "no config.json" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_evaluate_warns_when_it_scores_the_training_data(bundle_dir, tones, tmp_path, capsys):
+    manifest = json.loads((bundle_dir / "manifest.json").read_text())
+    trained_on = manifest["training"]["files_digest"]["count"]
+    assert 0 < trained_on < 20  # the test group's files are not in it
+    args = ["evaluate", str(bundle_dir), "--layout", "folder"]
+    assert cli_main([*args, "--data", str(tones)]) == 0
+    out = capsys.readouterr().out
+    assert f"warning: {trained_on} of 20 scored clips" in out.splitlines()[-1]
+    assert cli_main([*args, "--data", str(tones), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["seen_in_training"] == trained_on
+    assert "in this model's training data" in captured.err
+    # New recordings of the same classes: nothing to warn about.
+    fresh = tmp_path / "fresh"
+    rng = np.random.default_rng(99)
+    for label, freq in (("high", 2500.0), ("low", 300.0)):
+        path = fresh / label / "new.wav"
+        path.parent.mkdir(parents=True)
+        write_wav(path, tone(48000, freq=freq, amp=0.4) + rng.normal(0, 0.01, 48000), 16000)
+    assert cli_main([*args, "--data", str(fresh), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["seen_in_training"] == 0 and captured.err == ""

@@ -184,3 +184,75 @@ def test_shared_clips_load_and_give_finite_features(name, layout, count):
         features = frontend(samples)
         assert rate == 16000 and features.shape[1] == 40 and features.shape[0] >= 10
         assert np.isfinite(features).all() and features.max() > -60.0, record.path
+
+
+# --- declared groups (folder layouts) --------------------------------------------
+
+
+def make_speaker_dataset(root: Path) -> Path:
+    """Two words said by three speakers, two takes each: {word}/{speaker}_{take}.wav."""
+    for word in ("yes", "no"):
+        for speaker in ("ann", "bob", "cy"):
+            for take in range(2):
+                clip(root / word / f"{speaker}_{take}.wav")
+    return root
+
+
+def test_folder_without_groups_warns_that_figures_may_be_optimistic(tmp_path):
+    index = scan(make_speaker_dataset(tmp_path), "folder")
+    assert not index.groups_declared and len(index.groups) == 12
+    assert "no groups declared" in index.summary()
+
+
+def test_groups_from_a_pattern_keep_a_speaker_together(tmp_path):
+    index = scan(make_speaker_dataset(tmp_path), "folder", groups="{label}/{group}_*.wav")
+    assert index.groups_declared and index.groups == ["ann", "bob", "cy"]
+    assert {r.group for r in index.records if r.path.stem.startswith("bob")} == {"bob"}
+    assert "no groups declared" not in index.summary()
+    # A pattern over the file name alone works the same.
+    assert scan(tmp_path, "folder", groups="{group}_*.wav").groups == ["ann", "bob", "cy"]
+
+
+def test_files_the_pattern_does_not_match_are_skipped_and_named(tmp_path):
+    root = make_speaker_dataset(tmp_path)
+    clip(root / "yes" / "stray.wav")
+    index = scan(root, "folder", groups="{label}/{group}_*.wav")
+    assert [s.path.name for s in index.skipped] == ["stray.wav"]
+    assert "does not match" in index.skipped[0].reason
+
+
+def test_groups_from_a_csv(tmp_path):
+    root = make_speaker_dataset(tmp_path)
+    rows = ["file,label,group"]
+    for path in sorted(root.rglob("*.wav")):
+        if path.stem != "cy_1":
+            speaker = path.stem.split("_")[0]
+            rows.append(f"{path.relative_to(root).as_posix()},{path.parent.name},{speaker}")
+    rows.append("yes/gone.wav,yes,ann")
+    (root / "groups.csv").write_text("\n".join(rows) + "\n")
+    index = scan(root, "folder", groups="groups.csv")  # found beside the data too
+    assert index.groups == ["ann", "bob", "cy"] and len(index.records) == 10
+    reasons = sorted(s.reason for s in index.skipped)
+    assert reasons == [
+        "listed in groups.csv but missing",
+        "not listed in groups.csv",
+        "not listed in groups.csv",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("groups", "layout", "fragment"),
+    [
+        ("{label}/*.wav", "folder", "must contain {group}"),
+        ("{group}_*.wav", "fsdd", "applies to the folder and gtzan layouts"),
+        ("missing.csv", "folder", "no such CSV file"),
+        ("bad.csv", "folder", "missing columns ['group']"),
+        ("{group}.flac", "folder", "no clip has a group"),
+    ],
+)
+def test_bad_group_declarations_are_clear_errors(tmp_path, groups, layout, fragment):
+    root = make_speaker_dataset(tmp_path)
+    clip(root / "0_ann_0.wav")
+    (root / "bad.csv").write_text("file,label\nyes/ann_0.wav,yes\n")
+    with pytest.raises(DatasetError, match=fragment.replace("[", r"\[").replace("]", r"\]")):
+        scan(root, layout, groups=groups)

@@ -176,7 +176,13 @@ def test_folds_leave_one_speaker_out_and_stratify_many_recordings():
 
 def test_windows_for_keywords_and_segments():
     assert WindowPlan(100, "keyword", 25).windows_of(40) == [-30]
-    assert WindowPlan(100, "segments", 50).windows_of(260) == [0, 50, 100, 150, 160]
+    # A tail of 10 frames (under half a hop): the last window slides to the end
+    # instead of adding one that repeats it.
+    assert WindowPlan(100, "segments", 50).windows_of(260) == [0, 50, 100, 160]
+    # A tail of 30 frames (half a hop or more): it gets a window of its own.
+    assert WindowPlan(100, "segments", 50).windows_of(280) == [0, 50, 100, 150, 180]
+    # ESC-50's 5 s clips in 2.5 s windows (249 and 124 frames): no start 1 frame apart.
+    assert WindowPlan(124, "segments", 62).windows_of(249) == [0, 62, 125]
     window = cut_window(np.zeros((40, 8), np.float32), -30, 100)
     assert window.shape == (100, 8)
     assert (
@@ -306,7 +312,7 @@ def test_cv_trains_every_fold_and_summarises_clips_and_segments(tmp_path):
 
 def test_interrupt_keeps_the_best_checkpoint_and_writes_reports(tmp_path, monkeypatch):
     data = make_folder_dataset(tmp_path / "data")
-    real_validation = train_module.window_loss
+    real_validation = train_module.validate
     calls = {"n": 0}
 
     def interrupt_in_second_epoch(*args, **kwargs):
@@ -315,7 +321,7 @@ def test_interrupt_keeps_the_best_checkpoint_and_writes_reports(tmp_path, monkey
             raise KeyboardInterrupt
         return real_validation(*args, **kwargs)
 
-    monkeypatch.setattr(train_module, "window_loss", interrupt_in_second_epoch)
+    monkeypatch.setattr(train_module, "validate", interrupt_in_second_epoch)
     out = tmp_path / "run"
     code = train_tiny(data, out, tmp_path / "cache", "--epochs", "5", "--batch-size", "8")
     assert code == 130
