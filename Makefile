@@ -10,7 +10,7 @@ DEVICE_PY := $(DEVICE_VENV)/bin/python
 # torch is pinned: an unpinned torch pulls gigabytes of CUDA packages.
 TORCH := torch==2.13.0
 
-.PHONY: demo test lint bench bench-frontend bench-listen arm-check sim demo-audio models clean
+.PHONY: demo test lint bench bench-frontend bench-listen bench-small arm-check sim demo-audio models clean
 
 demo: $(DEVICE_VENV)/.installed
 	$(DEVICE_VENV)/bin/edge-audio listen --simulate demo/digits.wav --truth demo/digits.truth.csv
@@ -28,6 +28,11 @@ bench-frontend: $(VENV)/.installed
 # (the baseline needs the full venv); writes bench-results/bench.{json,md,png}.
 bench: $(VENV)/.installed
 	$(PY) benchmarks/latency.py --out bench-results
+
+# Small datasets of one's own (4 digits x 75 clips of 3 speakers; 10 ESC-50
+# classes x 5 clips), default settings: the CNN against the logistic baseline.
+bench-small: $(VENV)/.installed
+	$(PY) benchmarks/small_data.py
 
 # Will a Pi Zero 2 W keep up? Every shipped model on the demo and on an hour of audio.
 sim: $(DEVICE_VENV)/.installed
@@ -47,12 +52,14 @@ bench-listen: $(DEVICE_VENV)/.installed
 
 # Re-synthesise demo/digits.wav and its truth CSV (needs espeak-ng).
 demo-audio: $(VENV)/.installed
+	scripts/install-system-packages.sh espeak-ng
 	$(PY) scripts/make_demo.py
 
 # Retrain and re-export the shipped bundles from ../shared/data (needs espeak-ng
 # for the synthetic speakers of fsdd-digits). Each command is also in its card.md.
 DATA ?= ../shared/data
 models: $(VENV)/.installed
+	scripts/install-system-packages.sh espeak-ng
 	$(PY) -m export train --data $(DATA)/fsdd --layout fsdd --out runs/fsdd-digits \
 		--size medium --refit --holdout-group theo --val-group nicolas
 	$(PY) -m export quantize runs/fsdd-digits --out models/fsdd-digits

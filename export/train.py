@@ -1100,7 +1100,12 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         "  python -m export train --data ../shared/data/esc50 --layout esc50 --out runs/esc50 "
         "--holdout-group fold5\n"
         "  python -m export train --data ../shared/data/music_speech --layout folder "
-        "--out runs/ms --model dscnn --size small\n",
+        "--out runs/ms --model dscnn --size small\n"
+        "  python -m export train --data my_sounds --layout folder "
+        "--groups '{label}/{group}_*.wav' --out runs/mine --cv --fit-all\n"
+        "  torchrun --nproc-per-node 4 -m export train ...   (DDP: the same run, N processes)\n"
+        "\nThe last lines of the log are the checks: below the baseline, underfitting, still "
+        "improving, few clips, no groups. They are also in metrics.json.\n",
     )
     p.add_argument("--data", type=Path, required=True, help="dataset folder")
     p.add_argument("--layout", choices=LAYOUTS, required=True, help="how the folder is organised")

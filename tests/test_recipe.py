@@ -18,6 +18,7 @@ from export import checks
 from export.schedule import DEFAULT_MIN_STEPS, MIN_EPOCH_STEPS, plan_schedule
 
 from .conftest import REPO
+from .trainrun import train_tiny
 from .wavgen import tone
 
 # --- the schedule -----------------------------------------------------------------
@@ -148,29 +149,7 @@ def make_small_dataset(root: Path, speakers=("ann", "bob", "cy", "dee"), takes: 
 
 
 def train(data: Path, out: Path, cache: Path, *extra: str) -> int:
-    from export.cli import main as export_main
-
-    return export_main(
-        [
-            "train",
-            "--data",
-            str(data),
-            "--layout",
-            "folder",
-            "--out",
-            str(out),
-            "--model",
-            "vgg",
-            "--size",
-            "tiny",
-            "--quiet",
-            "--cache",
-            str(cache),
-            "--threads",
-            "1",
-            *extra,
-        ]
-    )
+    return train_tiny(data, out, cache, "--threads", "1", *extra)
 
 
 @pytest.fixture(scope="module")
@@ -301,25 +280,17 @@ def test_torchrun_with_two_processes_writes_the_same_run(small, tmp_path):
         str(tmp_path / "cache"),
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    single = subprocess.run(
-        [sys.executable, "-m", "export", *args, "--out", str(tmp_path / "one")],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=env,
-        timeout=600,
-    )
-    assert single.returncode == 0, single.stderr[-2000:]
-    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
-    double = subprocess.run(
-        [*launch, "-m", "export", *args, "--out", str(tmp_path / "two")],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=env,
-        timeout=600,
-    )
-    assert double.returncode == 0, double.stderr[-3000:]
+    torchrun = ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
+    for launch, out in (([], "one"), (torchrun, "two")):
+        done = subprocess.run(
+            [sys.executable, *launch, "-m", "export", *args, "--out", str(tmp_path / out)],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            env=env,
+            timeout=600,
+        )
+        assert done.returncode == 0, (out, done.stderr[-3000:])
     one, two = tmp_path / "one", tmp_path / "two"
     assert sorted(p.name for p in one.iterdir()) == sorted(p.name for p in two.iterdir())
     c1 = json.loads((one / "config.json").read_text())

@@ -31,6 +31,7 @@ from export.train import group_folds, plan_folds  # noqa: E402
 from export.zoo import SIZES, ModelSpec, build_model, profile  # noqa: E402
 
 from .conftest import REPO, shared_dataset  # noqa: E402
+from .trainrun import train_tiny  # noqa: E402
 from .wavgen import tone  # noqa: E402
 
 
@@ -232,29 +233,6 @@ def run_export(*args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         cwd=REPO,
         timeout=600,
-    )
-
-
-def train_tiny(data: Path, out: Path, cache: Path, *extra: str) -> int:
-    """`export train` of the tiny vgg on a folder dataset, in-process."""
-    return export_main(
-        [
-            "train",
-            "--data",
-            str(data),
-            "--layout",
-            "folder",
-            "--out",
-            str(out),
-            "--model",
-            "vgg",
-            "--size",
-            "tiny",
-            "--quiet",
-            "--cache",
-            str(cache),
-            *extra,
-        ]
     )
 
 
