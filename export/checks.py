@@ -20,6 +20,8 @@ MIN_TRAIN_ACCURACY = 0.9
 # Validation accuracy in the last tenth of the epochs above the best of the
 # first three quarters by this much: the run was still learning when it ended.
 STILL_IMPROVING_GAIN = 0.02
+# Classes named in a warning at most: the rest are counted.
+MAX_LISTED = 6
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,10 @@ def few_clips(train_clips_per_class: Mapping[str, int]) -> Check | None:
     few = {k: v for k, v in sorted(train_clips_per_class.items()) if v < MIN_CLIPS_PER_CLASS}
     if not few:
         return None
-    listed = ", ".join(f"{k} {v}" for k, v in few.items())
+    shown = list(few.items())[:MAX_LISTED]
+    listed = ", ".join(f"{k} {v}" for k, v in shown)
+    if len(few) > len(shown):
+        listed += f" and {len(few) - len(shown)} more"
     return Check(
         "few_clips",
         f"few training clips in {len(few)} class(es) ({listed}; fewer than "

@@ -67,6 +67,8 @@ def test_each_check_fires_on_its_case_and_stays_quiet_on_a_healthy_run():
     few = checks.few_clips({"yes": 5, "no": 40})
     assert few.code == "few_clips" and "yes 5" in few.message and "no 40" not in few.message
     assert checks.few_clips({"yes": 25, "no": 40}) is None
+    many = checks.few_clips({f"class{i:02d}": 16 for i in range(50)})
+    assert "50 class(es)" in many.message and "class05 16 and 44 more" in many.message
     lines = checks.format_checks([few])
     assert lines[0] == lines[-1] == "!" * 78 and "warning [few_clips]" in lines[2]
     assert checks.format_checks([])[0].startswith("checks: none fired")
