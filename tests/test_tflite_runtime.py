@@ -52,4 +52,11 @@ def test_tflite_runtime_fallback_agrees_with_ai_edge_litert(tmp_path):
     reference = load_backend(bundle, "tflite", "int8").probabilities(windows)
     fallback = np.array(report["probs"])
     assert np.array_equal(fallback.argmax(1), reference.argmax(1))
-    assert np.abs(fallback - reference).max() < 0.02
+    # The two interpreters round intermediate int8 layers differently (reference
+    # kernels against XNNPACK), which moves an output by a step or two of its
+    # quantisation scale. Compare the logits (log-probabilities up to a constant
+    # per window) in those steps: a real disagreement is many steps.
+    step = bundle.artefact("tflite", "int8").output_quant.scale
+    gap = np.log(fallback) - np.log(reference)
+    gap -= gap.mean(axis=1, keepdims=True)
+    assert np.abs(gap).max() <= 3 * step, np.abs(gap).max() / step
