@@ -305,6 +305,10 @@ def list_input_devices() -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    return forward_to_export(args.rest)
+
+
+def forward_to_export(rest: list[str]) -> int:
     """Forward to the desktop toolchain (`python -m export`), imported only here."""
     try:
         from export.cli import main as export_main
@@ -313,7 +317,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             f"the export toolchain is not installed ({exc.name or exc}): "
             "pip install 'edge-audio[train]'"
         ) from None
-    return export_main(args.rest)
+    return export_main(rest, prog="edge-audio export")
 
 
 def shipped_bundles() -> list[Path]:
@@ -523,8 +527,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        if argv[:1] == ["export"]:
+            # Everything after `export` is the toolchain's, `--help` included:
+            # argparse's REMAINDER would not take an option as its first word.
+            return forward_to_export(argv[1:])
+        args = build_parser().parse_args(argv)
         return args.func(args)
     except EdgeAudioError as exc:
         print(f"edge-audio: error: {exc}", file=sys.stderr)

@@ -18,9 +18,9 @@ COMMANDS: dict[str, str] = {
 }  # name -> module providing add_parser(sub) and run(args)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m export") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m export",
+        prog=prog,
         description="The edge-audio desktop toolchain (needs: pip install 'edge-audio[train]').",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -31,14 +31,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "python -m export") -> int:
+    """`prog` is how the user called it (`edge-audio export` forwards here), so
+    usage lines and error prefixes name the command that was typed."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    args = build_parser(prog).parse_args(argv)
     args.argv = argv  # recorded in run configs and model cards, to reproduce a run
     try:
         return int(args.run(args) or 0)
     except EdgeAudioError as exc:
-        print(f"edge-audio export: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -359,14 +359,24 @@ def test_train_without_torch_names_the_extra(tmp_path):
     assert "pip install 'edge-audio[train]'" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_edge_audio_export_forwards_to_the_toolchain():
-    result = subprocess.run(
-        [sys.executable, "-m", "edge_audio", "export", "train", "--help"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-    )
+def test_edge_audio_export_forwards_to_the_toolchain(tmp_path):
+    def edge_audio(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "edge_audio", "export", *args]
+        return subprocess.run(command, capture_output=True, text=True, cwd=REPO)
+
+    result = edge_audio("train", "--help")
     assert result.returncode == 0 and "--holdout-group" in result.stdout
+    assert result.stdout.startswith("usage: edge-audio export train")
+    # `export --help` itself, which argparse's REMAINDER used to refuse.
+    result = edge_audio("--help")
+    assert result.returncode == 0 and result.stdout.startswith("usage: edge-audio export ")
+    assert "train" in result.stdout and "quantize" in result.stdout
+    # Errors name the command the user typed.
+    result = edge_audio(
+        "train", "--data", str(tmp_path / "none"), "--layout", "folder", "--out", "."
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("edge-audio export: error: ")
 
 
 @pytest.mark.shared
