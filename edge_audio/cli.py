@@ -201,7 +201,7 @@ def _print_decision(decision, as_json: bool) -> None:
 def cmd_listen(args: argparse.Namespace) -> int:
     from .hooks import CommandHook
     from .listen import Listener
-    from .scoring import read_truth, score_events, score_labels
+    from .scoring import check_truth_labels, read_truth, score_events, score_labels
 
     if args.list_devices:
         return list_input_devices()
@@ -218,6 +218,8 @@ def cmd_listen(args: argparse.Namespace) -> int:
         threads=args.threads,
     )
     source, bundle = listener.source, listener.bundle
+    if truth is not None:
+        check_truth_labels(truth, bundle.labels, bundle.name)
     if args.simulate is not None:
         described = (
             f"replaying {source.path} ({source.duration:.1f} s at {source.rate} Hz, "

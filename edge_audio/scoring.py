@@ -47,6 +47,17 @@ def read_truth(path: str | Path) -> list[Segment]:
     return sorted(segments, key=lambda s: s.start)
 
 
+def check_truth_labels(truth: list[Segment], labels: list[str], model: str) -> None:
+    """Every truth label must be one the model can say: an unknown one would only
+    ever count as a miss, and the score would be 0 without saying why."""
+    unknown = sorted({s.label for s in truth} - set(labels))
+    if unknown:
+        raise TruthError(
+            f"truth label(s) {unknown} are not labels of {model} (it knows: "
+            f"{', '.join(labels)}): rename them in the truth CSV"
+        )
+
+
 def precision_recall_f1(hits: int, detected: int, true_events: int) -> tuple[float, float, float]:
     """Event precision, recall and F1 from counts (also summed over many streams)."""
     precision = hits / detected if detected else 0.0

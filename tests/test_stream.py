@@ -18,7 +18,14 @@ from edge_audio.bundle import load_bundle
 from edge_audio.cli import main
 from edge_audio.errors import ConfigError
 from edge_audio.resample import StreamingResampler
-from edge_audio.scoring import Segment, TruthError, read_truth, score_events, score_labels
+from edge_audio.scoring import (
+    Segment,
+    TruthError,
+    check_truth_labels,
+    read_truth,
+    score_events,
+    score_labels,
+)
 from edge_audio.stream import EventDetector, LabelTracker, Smoother, StreamConfig, StreamEngine
 
 from .conftest import REPO, shared_dataset
@@ -359,3 +366,14 @@ def test_file_source_rejects_empty_and_missing_files(tmp_path):
         FileSource(empty)
     with pytest.raises(AudioFileError, match="cannot open"):
         FileSource(tmp_path / "missing.wav")
+
+
+def test_truth_labels_the_model_does_not_know_are_named(tmp_path, capsys):
+    truth = tmp_path / "words.csv"
+    truth.write_text("start,end,label\n1.0,1.4,three\n3.0,3.5,1\n")
+    with pytest.raises(TruthError, match=r"\['three'\] are not labels of m \(it knows: 1, 3\)"):
+        check_truth_labels(read_truth(truth), ["1", "3"], "m")
+    check_truth_labels(read_truth(TRUTH), [str(d) for d in range(10)], "m")  # quiet
+    assert main(["listen", "--simulate", str(DEMO), "--truth", str(truth)]) == 2
+    err = capsys.readouterr().err
+    assert "['three'] are not labels of fsdd-digits" in err and "rename them" in err
