@@ -51,11 +51,21 @@ def classification_report(
 
 
 def format_confusion(matrix: np.ndarray | list, labels: Sequence[str], width: int = 5) -> str:
-    """The confusion matrix as aligned text (rows: truth, columns: predicted)."""
+    """The confusion matrix as aligned text (rows: truth, columns: predicted).
+
+    Names never get cut: when one is too long for a column, the columns are
+    numbered and each row carries its number and full name."""
     matrix = np.asarray(matrix)
+    width = max(width, len(str(int(matrix.max()))) + 1 if matrix.size else width)
     name_width = max(len(label) for label in labels)
-    short = [label[: width - 1] for label in labels]
-    lines = [" " * (name_width + 1) + "".join(f"{s:>{width}}" for s in short)]
-    for label, row in zip(labels, matrix, strict=True):
-        lines.append(f"{label:>{name_width}} " + "".join(f"{v:>{width}}" for v in row))
+    if all(len(label) < width for label in labels):
+        lines = [" " * (name_width + 1) + "".join(f"{label:>{width}}" for label in labels)]
+        rows = [f"{label:>{name_width}} " for label in labels]
+    else:
+        digits = len(str(len(labels) - 1))
+        lead = digits + 1 + name_width + 1
+        lines = [" " * lead + "".join(f"{i:>{width}}" for i in range(len(labels)))]
+        rows = [f"{i:>{digits}} {label:<{name_width}} " for i, label in enumerate(labels)]
+    for row, values in zip(rows, matrix, strict=True):
+        lines.append(row + "".join(f"{v:>{width}}" for v in values))
     return "\n".join(lines)

@@ -30,3 +30,14 @@ def test_macro_f1_ignores_classes_absent_from_truth():
 def test_format_confusion_aligns_rows():
     text = format_confusion([[3, 0], [1, 2]], ["dog", "rain"])
     assert text.splitlines()[1].split() == ["dog", "3", "0"]
+
+
+def test_format_confusion_never_cuts_a_class_name():
+    labels = ["three", "_background_", "1"]
+    text = format_confusion([[50, 1, 0], [0, 7, 2], [1, 1, 100]], labels)
+    lines = text.splitlines()
+    assert lines[0].split() == ["0", "1", "2"]  # numbered columns
+    assert lines[1].split() == ["0", "three", "50", "1", "0"]
+    assert lines[2].split() == ["1", "_background_", "0", "7", "2"]
+    assert "thre " not in text and "_bac " not in text
+    assert len({len(line) for line in lines}) == 1  # aligned
