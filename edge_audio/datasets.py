@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,6 +90,15 @@ class DatasetIndex:
             lines.append(f"  background recordings: {len(self.background)}")
         lines += [f"  skipped {s.path}: {s.reason}" for s in self.skipped]
         return "\n".join(lines)
+
+
+def describe_groups(groups: Sequence[str], shown: int = 3) -> str:
+    """Groups for a log line, a card or a plot title: a few named, the rest
+    counted, so that 16 held-out recordings do not make a 2 KB line."""
+    names = list(groups)
+    if len(names) <= shown + 1:
+        return ", ".join(names)
+    return f"{len(names)} groups ({', '.join(names[:shown])} and {len(names) - shown} more)"
 
 
 def scan(

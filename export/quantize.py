@@ -34,7 +34,7 @@ import numpy as np
 
 from edge_audio import __version__
 from edge_audio.bundle import MANIFEST, SCHEMA_VERSION, load_bundle, sha256_of
-from edge_audio.datasets import scan
+from edge_audio.datasets import describe_groups, scan
 from edge_audio.errors import DatasetError, EdgeAudioError
 from edge_audio.frontend import FrontendConfig
 from edge_audio.metrics import classification_report
@@ -654,8 +654,9 @@ def how_trained(training: dict[str, Any]) -> str:
             f"{100 * cv.get('accuracy_mean', float('nan')):.1f}% mean ({folds})"
         )
     return (
-        f"holding out {', '.join(training['test_groups'])} for test and "
-        f"{', '.join(training['validation_groups'])} for validation (no group on two sides)"
+        f"holding out {describe_groups(training['test_groups'])} for test and "
+        f"{describe_groups(training['validation_groups'])} for validation (no group on two "
+        "sides; every group is listed in manifest.json)"
     )
 
 
@@ -708,7 +709,7 @@ Reproduce it from the data with:
 ```
 
 ## Verified metrics ({
-        "held-out " + ", ".join(training["test_groups"])
+        "held-out " + describe_groups(training["test_groups"])
         if training["test_groups"]
         else "a sample of its own training clips: a fidelity check, not an accuracy estimate"
     }, device runtime)
@@ -839,7 +840,7 @@ def quantize_command(args: argparse.Namespace) -> int:
             int8["confusion"],
             run.labels,
             (
-                f"{name} int8 TFLite, held out {', '.join(test_groups)}"
+                f"{name} int8 TFLite, held out {describe_groups(test_groups)}"
                 if test_groups
                 else f"{name} int8 TFLite on {held.truth.size} of its training clips (fidelity)"
             )

@@ -24,7 +24,7 @@ import numpy as np
 from edge_audio.audio import load_audio
 from edge_audio.backends import load_backend
 from edge_audio.bundle import MANIFEST, Bundle, load_bundle
-from edge_audio.datasets import LAYOUTS, scan
+from edge_audio.datasets import LAYOUTS, describe_groups, scan
 from edge_audio.errors import ConfigError, DatasetError
 from edge_audio.scoring import Segment, precision_recall_f1, score_events
 from edge_audio.sources import CHUNK_FRAMES
@@ -179,8 +179,8 @@ def card_section(stream: dict[str, Any]) -> str:
         f"score (moving average of {stream['smoothing']} windows, {stream['min_count']} windows "
         f"in a row, then {stream['suppression_s']:g} s of suppression). It was chosen, by best "
         f"event F1, on {cal['streams']} streams ({cal['seconds'] / 60:.1f} min, "
-        f"{cal['events']} words) built from the held-out {', '.join(cal['groups'])} clips with "
-        f"generated background noise, run through the device path ({cal['artefact']}); never "
+        f"{cal['events']} words) built from the held-out {describe_groups(cal['groups'])} clips "
+        f"with generated background noise, run through the device path ({cal['artefact']}); never "
         "on the demo. `--threshold` overrides it.\n\n"
         "| threshold | precision | recall | F1 |\n|---|---|---|---|\n"
         f"{rows}\n"

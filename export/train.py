@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_audio.datasets import GROUPS_HELP, LAYOUTS, NO_GROUPS_NOTE, scan
+from edge_audio.datasets import GROUPS_HELP, LAYOUTS, NO_GROUPS_NOTE, describe_groups, scan
 from edge_audio.digest import TrainingDigest
 from edge_audio.errors import ConfigError, DatasetError, MissingDependencyError
 from edge_audio.metrics import classification_report, format_confusion
@@ -631,7 +631,8 @@ def run_fold(
             raise DatasetError(f"the {side} split of fold {fold.name} is empty")
     n_synth = sum(combined.clips[i].synthetic for i in split.train)
     log(
-        f"fold {fold.name}: test {fold.test_groups}, validation {fold.validation_groups}; "
+        f"fold {fold.name}: test {describe_groups(fold.test_groups)}, validation "
+        f"{describe_groups(fold.validation_groups)}; "
         f"{len(split.train)} train clips ({n_synth} synthetic), {len(split.validation)} "
         f"validation, {len(split.test)} test"
     )
@@ -765,7 +766,7 @@ def write_run(
     test = result.metrics["test"]
     if test["n"]:
         title = (
-            f"{name}, held out {', '.join(result.fold.test_groups)}: "
+            f"{name}, held out {describe_groups(result.fold.test_groups)}: "
             f"accuracy {100 * test['accuracy']:.1f}%"
         )
         confusion, labels = test["confusion"], test["labels"]

@@ -256,3 +256,13 @@ def test_bad_group_declarations_are_clear_errors(tmp_path, groups, layout, fragm
     (root / "bad.csv").write_text("file,label\nyes/ann_0.wav,yes\n")
     with pytest.raises(DatasetError, match=fragment.replace("[", r"\[").replace("]", r"\]")):
         scan(root, layout, groups=groups)
+
+
+def test_many_groups_are_named_briefly():
+    from edge_audio.datasets import describe_groups
+
+    assert describe_groups(["theo"]) == "theo"
+    assert describe_groups(["a", "b", "c", "d"]) == "a, b, c, d"
+    recordings = [f"music/r{i}" for i in range(16)]
+    text = describe_groups(recordings)
+    assert text == "16 groups (music/r0, music/r1, music/r2 and 13 more)"
