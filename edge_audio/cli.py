@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .audio import load_audio
+from .audio import load_audio, resample
 from .bundle import DEFAULT_MODEL, load_bundle
 from .datasets import GROUPS_HELP, LAYOUTS, scan
 from .errors import ConfigError, EdgeAudioError
@@ -54,14 +54,19 @@ def ascii_spectrogram(logmel: np.ndarray, width: int = 72, height: int = 12) -> 
 
 def cmd_features(args: argparse.Namespace) -> int:
     config = _frontend_config(args)
-    samples, rate = load_audio(args.file, config.sample_rate, allow_silent=True)
+    # Read at the file's own rate first: that is the rate to report, and the
+    # frontend's is what it is resampled to.
+    native, file_rate = load_audio(args.file, allow_silent=True)
+    rate = config.sample_rate
+    samples = resample(native, file_rate, rate) if file_rate != rate else native
     logmel = LogMel(config)(samples)
     if args.save:
         np.save(args.save, logmel)
     stats = {
         "file": str(args.file),
-        "duration_s": round(samples.size / rate, 3),
-        "sample_rate": rate,
+        "duration_s": round(native.size / file_rate, 3),
+        "sample_rate": file_rate,
+        "frontend_rate": rate,
         "frames": int(logmel.shape[0]),
         "n_mels": int(logmel.shape[1]),
         "min_db": round(float(logmel.min()), 2) if logmel.size else None,
@@ -72,8 +77,9 @@ def cmd_features(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(stats))
         return 0
+    resampled = f", resampled to {rate} Hz" if file_rate != rate else ""
     print(
-        f"{args.file}: {stats['duration_s']} s at {rate} Hz -> "
+        f"{args.file}: {stats['duration_s']} s at {file_rate} Hz{resampled} -> "
         f"{stats['frames']} frames x {stats['n_mels']} mel bands "
         f"(hop {1000 * config.hop_length / rate:g} ms)"
     )

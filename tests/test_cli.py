@@ -35,7 +35,8 @@ def wav(tmp_path) -> Path:
 def test_features_prints_shape_and_a_picture(wav, capsys):
     assert main(["features", str(wav)]) == 0
     out = capsys.readouterr().out
-    assert "1.0 s at 16000 Hz -> 98 frames x 40 mel bands" in out
+    # The file's own rate, then the frontend's.
+    assert "1.0 s at 44100 Hz, resampled to 16000 Hz -> 98 frames x 40 mel bands" in out
     assert out.count("|") >= 24  # the ascii spectrogram
 
 
@@ -44,6 +45,7 @@ def test_features_json_and_save(wav, tmp_path, capsys):
     assert main(["features", str(wav), "--n-mels", "64", "--save", str(saved), "--json"]) == 0
     stats = json.loads(capsys.readouterr().out)
     assert stats["frames"] == 98 and stats["n_mels"] == 64
+    assert stats["sample_rate"] == 44100 and stats["frontend_rate"] == 16000
     assert stats["frontend"]["n_mels"] == 64
     assert np.load(saved).shape == (98, 64)
 
