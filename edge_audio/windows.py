@@ -55,13 +55,25 @@ class WindowPlan:
             return int(np.clip(start, 0, features.shape[0] - self.frames))
         return start
 
+    def sounding(
+        self, features: np.ndarray, floor_db: float = FLOOR_DB
+    ) -> tuple[list[int], np.ndarray]:
+        """The clip's windows that hold sound: their starts (as `windows_of` gives
+        them) and the windows [n, frames, mels]. Training and evaluation both skip
+        silent windows through here; a clip silent throughout keeps its first."""
+        starts = self.windows_of(features.shape[0])
+        windows = np.stack(
+            [cut_window(features, self.start_for(features, s), self.frames) for s in starts]
+        )
+        sound = ~is_silent(windows, floor_db)
+        if not sound.any():
+            return starts[:1], windows[:1]
+        return [s for s, keep in zip(starts, sound, strict=True) if keep], windows[sound]
+
     def clip_windows(self, features: np.ndarray, floor_db: float = FLOOR_DB) -> np.ndarray:
         """The windows of one clip that hold sound [n, frames, mels], as evaluation
-        scores it; a clip that is all silence keeps its first window."""
-        starts = [self.start_for(features, s) for s in self.windows_of(features.shape[0])]
-        windows = np.stack([cut_window(features, s, self.frames) for s in starts])
-        sound = ~is_silent(windows, floor_db)
-        return windows[sound] if sound.any() else windows[:1]
+        scores it."""
+        return self.sounding(features, floor_db)[1]
 
 
 def is_silent(windows: np.ndarray, floor_db: float = FLOOR_DB) -> np.ndarray:

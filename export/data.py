@@ -20,7 +20,7 @@ from edge_audio.audio import load_audio
 from edge_audio.datasets import DatasetIndex, Record, Skipped
 from edge_audio.errors import AudioFileError, DatasetError
 from edge_audio.frontend import FrontendConfig, LogMel
-from edge_audio.windows import FLOOR_DB, WindowPlan, cut_window, is_silent
+from edge_audio.windows import FLOOR_DB, WindowPlan, cut_window
 
 BACKGROUND = "_background_"
 
@@ -191,16 +191,9 @@ def index_windows(
     that holds sound: a window of digital silence would reach the network at full
     scale (level normalisation) carrying the clip's label, so it is left out. A
     clip that is silent throughout keeps its first window."""
-    rows = []
-    for i in members:
-        feats = clips.clips[i].features
-        starts = plan.windows_of(feats.shape[0])
-        sound = [
-            s
-            for s in starts
-            if not is_silent(cut_window(feats, plan.start_for(feats, s), plan.frames), floor_db)
-        ]
-        rows += [(i, s) for s in (sound or starts[:1])]
+    rows = [
+        (i, start) for i in members for start in plan.sounding(clips.clips[i].features, floor_db)[0]
+    ]
     return np.array(rows, dtype=np.int64).reshape(-1, 2)
 
 
