@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
 
 # The CNN this many points below the logistic baseline: something is wrong.
 BASELINE_MARGIN = 0.05
@@ -106,7 +105,3 @@ def format_checks(checks: Sequence[Check]) -> list[str]:
     lines += [f"  warning [{c.code}]: {c.message}" for c in checks]
     lines.append(rule)
     return lines
-
-
-def from_dicts(items: Sequence[Mapping[str, Any]]) -> list[Check]:
-    return [Check(str(i["code"]), str(i["message"])) for i in items]

@@ -175,15 +175,14 @@ class HeldOut:
     truth: np.ndarray  # [n_clips] label index
 
 
-def training_groups_of(config: dict[str, Any]) -> tuple[set[str], set[str]]:
-    """(groups the final model never heard, groups it trained on but did not test on)
-    of a run: a refit trains on its validation groups too, a final fit on all."""
+def unheard_groups(config: dict[str, Any]) -> set[str]:
+    """The groups a run's final model never trained on: its test groups, and its
+    validation groups unless it was refit on them (a final fit has neither)."""
     split = config["split"]
-    test = set(split["test_groups"])
-    validation = set(split["validation_groups"])
-    if config.get("training", {}).get("refit"):
-        return test, validation
-    return test | validation, set()
+    unheard = set(split["test_groups"])
+    if not config.get("training", {}).get("refit"):
+        unheard |= set(split["validation_groups"])
+    return unheard
 
 
 def load_data(
@@ -203,7 +202,7 @@ def load_data(
     clips = load_clips(index, cache, progress=False)
     clips = ClipSet(clips.clips, run.labels, clips.skipped)
     split = run.config["split"]
-    unheard, _ = training_groups_of(run.config)
+    unheard = unheard_groups(run.config)
     train = [i for i, c in enumerate(clips.clips) if c.group not in unheard]
     test = [i for i, c in enumerate(clips.clips) if c.group in split["test_groups"]]
     if not split["test_groups"]:  # a final fit: check fidelity on a sample of its clips

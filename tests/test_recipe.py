@@ -114,17 +114,11 @@ def test_a_whole_clip_window_still_moves_in_time():
 
 
 def test_calibration_uses_the_validation_groups_after_a_refit():
-    from export.quantize import training_groups_of
+    from export.quantize import unheard_groups
 
     split = {"test_groups": ["theo"], "validation_groups": ["nicolas"]}
-    assert training_groups_of({"split": split, "training": {"refit": False}}) == (
-        {"theo", "nicolas"},
-        set(),
-    )
-    assert training_groups_of({"split": split, "training": {"refit": True}}) == (
-        {"theo"},
-        {"nicolas"},
-    )
+    assert unheard_groups({"split": split, "training": {"refit": False}}) == {"theo", "nicolas"}
+    assert unheard_groups({"split": split, "training": {"refit": True}}) == {"theo"}
 
 
 # --- training on a small dataset ---------------------------------------------------------
