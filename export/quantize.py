@@ -35,6 +35,7 @@ import numpy as np
 from edge_audio import __version__
 from edge_audio.bundle import MANIFEST, SCHEMA_VERSION, load_bundle, sha256_of
 from edge_audio.datasets import describe_groups, scan
+from edge_audio.digest import TrainingDigest
 from edge_audio.errors import DatasetError, EdgeAudioError
 from edge_audio.frontend import FrontendConfig
 from edge_audio.metrics import classification_report
@@ -166,6 +167,12 @@ def fold_batchnorm(model) -> None:
 class TrainingData:
     clips: ClipSet
     members: list[int]  # training clips (real and background)
+
+    def digest(self) -> TrainingDigest:
+        """The dataset files the final model trained on (generated background
+        clips are not files): `edge-audio evaluate` warns when it scores them."""
+        sources = {self.clips.clips[i].source for i in self.members}
+        return TrainingDigest.of_files(Path(s) for s in sorted(sources) if Path(s).is_file())
 
 
 @dataclass
@@ -610,8 +617,6 @@ def write_manifest(
             "seed": run.config.get("seed"),
             "final_fit": not run.config["split"]["test_groups"],
             "cross_validation": cv_estimate(run),
-            # Which files shaped the model: `edge-audio evaluate` warns when it scores them.
-            "files_digest": run.config.get("training_files"),
         },
         "calibration_windows": calibration,
         "verification": {
@@ -813,6 +818,8 @@ def quantize_command(args: argparse.Namespace) -> int:
             )
         manifest = write_manifest(work, run, name, results, io, failures, len(calibration))
         manifest["artefacts"]["tflite-int8"]["method"] = int8_method
+        # Which files the model trained on: `edge-audio evaluate` warns when it scores them.
+        manifest["training"]["files_digest"] = training.digest().to_dict()
         (work / MANIFEST).write_text(json.dumps(manifest, indent=2))
         command = "python -m export " + " ".join(shlex.quote(a) for a in args.argv)
         write_card(work, manifest, run, command)

@@ -24,7 +24,6 @@ from typing import Any
 import numpy as np
 
 from edge_audio.datasets import GROUPS_HELP, LAYOUTS, NO_GROUPS_NOTE, describe_groups, scan
-from edge_audio.digest import TrainingDigest
 from edge_audio.errors import ConfigError, DatasetError, MissingDependencyError
 from edge_audio.metrics import classification_report, format_confusion
 from edge_audio.windows import normalise
@@ -269,7 +268,6 @@ class FoldResult:
     seconds: float
     schedule: Schedule | None = None
     checks: list[Check] = field(default_factory=list)
-    files: list[str] = field(default_factory=list)  # real training + validation files
 
 
 def model_device(model) -> Any:
@@ -695,19 +693,6 @@ def run_fold(
         time.time() - start,
         first.schedule,
         fold_checks(material, combined, split, first, metrics, baseline),
-        training_files(combined, split),
-    )
-
-
-def training_files(clips: ClipSet, split: Split) -> list[str]:
-    """The real files whose audio shaped the model (training and validation)."""
-    members = split.train + split.validation
-    return sorted(
-        {
-            clips.clips[i].source
-            for i in members
-            if not clips.clips[i].synthetic and Path(clips.clips[i].source).is_file()
-        }
     )
 
 
@@ -743,7 +728,6 @@ def write_run(
         "schedule": result.schedule.to_dict() if result.schedule else None,
         "best_epoch": result.best_epoch,
         "interrupted": result.interrupted,
-        "training_files": TrainingDigest.of_files(map(Path, result.files)).to_dict(),
     }
     (out / "config.json").write_text(json.dumps(config, indent=2))
     metrics = {
