@@ -10,10 +10,10 @@ DEVICE_PY := $(DEVICE_VENV)/bin/python
 # torch is pinned: an unpinned torch pulls gigabytes of CUDA packages.
 TORCH := torch==2.13.0
 
-.PHONY: demo test lint bench bench-frontend bench-listen bench-small arm-check sim demo-audio models clean
+.PHONY: wheel-check demo test lint bench bench-frontend bench-listen bench-small arm-check sim demo-audio models clean
 
 demo: $(DEVICE_VENV)/.installed
-	$(DEVICE_VENV)/bin/edge-audio listen --simulate demo/digits.wav --truth demo/digits.truth.csv
+	$(DEVICE_VENV)/bin/edge-audio listen --demo
 
 test: $(VENV)/.installed
 	PY=$(PY) scripts/run-tests.sh
@@ -37,10 +37,15 @@ bench-small: $(VENV)/.installed
 # Will a Pi Zero 2 W keep up? Every shipped model on the demo and on an hour of audio.
 sim: $(DEVICE_VENV)/.installed
 	scripts/install-system-packages.sh
-	for m in fsdd-digits music-speech esc50; do \
-		$(DEVICE_PY) -m firmware_sim --profile pi-zero-2w --model models/$$m || exit 1; \
-		$(DEVICE_PY) -m firmware_sim --profile pi-zero-2w --model models/$$m --hours 1 || exit 1; \
+	for m in $$($(DEVICE_PY) -c 'from edge_audio.shipped import shipped_models as s; print(*s())'); do \
+		$(DEVICE_PY) -m firmware_sim --profile pi-zero-2w --model $$m || exit 1; \
+		$(DEVICE_PY) -m firmware_sim --profile pi-zero-2w --model $$m --hours 1 || exit 1; \
 	done
+
+# The wheel, installed into a fresh venv and run from an empty folder: the packaged
+# default model and demo must work with no checkout in sight.
+wheel-check: $(VENV)/.installed
+	PY=$(PY) scripts/wheel-check.sh
 
 # The device runtime on aarch64 under qemu user-mode emulation, compared with x86.
 arm-check: $(DEVICE_VENV)/.installed
@@ -50,7 +55,7 @@ arm-check: $(DEVICE_VENV)/.installed
 bench-listen: $(DEVICE_VENV)/.installed
 	$(DEVICE_PY) benchmarks/listen_budget.py --hours 1
 
-# Re-synthesise demo/digits.wav and its truth CSV (needs espeak-ng).
+# Re-synthesise the packaged demo recording and its truth CSV (needs espeak-ng).
 demo-audio: $(VENV)/.installed
 	scripts/install-system-packages.sh espeak-ng
 	$(PY) scripts/make_demo.py
@@ -62,7 +67,7 @@ models: $(VENV)/.installed
 	scripts/install-system-packages.sh espeak-ng
 	$(PY) -m export train --data $(DATA)/fsdd --layout fsdd --out runs/fsdd-digits \
 		--size medium --refit --holdout-group theo --val-group nicolas
-	$(PY) -m export quantize runs/fsdd-digits --out models/fsdd-digits
+	$(PY) -m export quantize runs/fsdd-digits --out edge_audio/bundled/fsdd-digits
 	$(PY) -m export train --data $(DATA)/music_speech --layout folder --out runs/music-speech \
 		--model dscnn --size small --refit
 	$(PY) -m export quantize runs/music-speech --out models/music-speech

@@ -1,7 +1,7 @@
 """The listen loop's budgets: CPU per second of audio, p99 latency per window,
 peak RSS, and RSS growth over an hour of audio replayed as fast as it can.
 
-    python benchmarks/listen_budget.py [--model models/fsdd-digits] [--hours 1] [--json]
+    python benchmarks/listen_budget.py [--model BUNDLE] [--hours 1] [--json]
 
 The hour is the demo recording repeated, fed in microphone-sized chunks through
 the same engine as `edge-audio listen` (never held in memory at once)."""
@@ -22,14 +22,15 @@ from edge_audio.backends import load_backend  # noqa: E402
 from edge_audio.bench import loop_chunks  # noqa: E402
 from edge_audio.bundle import load_bundle  # noqa: E402
 from edge_audio.meter import peak_rss_mb, rss_mb  # noqa: E402
+from edge_audio.shipped import default_model, demo_recording  # noqa: E402
 from edge_audio.sources import CHUNK_FRAMES  # noqa: E402
 from edge_audio.stream import StreamEngine  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=REPO / "models" / "fsdd-digits")
-    parser.add_argument("--audio", type=Path, default=REPO / "demo" / "digits.wav")
+    parser.add_argument("--model", type=Path, default=default_model())
+    parser.add_argument("--audio", type=Path, default=demo_recording())
     parser.add_argument("--hours", type=float, default=1.0)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()

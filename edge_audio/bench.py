@@ -38,18 +38,10 @@ from typing import Any
 
 import numpy as np
 
+from .child import child_env
 from .errors import ConfigError, EdgeAudioError
 from .meter import peak_rss_mb
 
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_AUDIO = REPO / "demo" / "digits.wav"
-SHIPPED = ("fsdd-digits", "music-speech", "esc50")
-# Children run on one core's worth of threads, as the device loop does.
-SINGLE_THREAD_ENV = {
-    "OMP_NUM_THREADS": "1",
-    "OPENBLAS_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-}
 BASELINE_SKIPPED = 3  # exit code of a baseline child that lacks torch or librosa
 
 
@@ -219,12 +211,6 @@ def _timed(call: Callable[[], object]) -> float:
 # ---------------------------------------------------------------- parent
 
 
-def _child_env() -> dict[str, str]:
-    env = {**os.environ, **SINGLE_THREAD_ENV}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    return env
-
-
 def run_child(
     args: list[str], timeout: float = 900, extra_env: dict[str, str] | None = None
 ) -> tuple[int, str, str]:
@@ -232,7 +218,7 @@ def run_child(
         [sys.executable, *args],
         capture_output=True,
         text=True,
-        env=_child_env() | (extra_env or {}),
+        env=child_env(extra_env),
         timeout=timeout,
     )
     return done.returncode, done.stdout, done.stderr
@@ -440,12 +426,16 @@ def add_ratios(row: dict[str, Any], base: dict[str, Any] | None, peak: float) ->
 
 def run_bench(
     bundles: Sequence[Path],
-    audio: Path = DEFAULT_AUDIO,
+    audio: Path | None = None,
     config: BenchConfig | None = None,
     baseline: bool = True,
     progress: Callable[[str], None] = lambda line: None,
 ) -> dict[str, Any]:
     config = config or BenchConfig()
+    if audio is None:
+        from .shipped import demo_recording
+
+        audio = demo_recording()
     progress("peak MAC/s of one core (1024 x 1024 float32 matmul) ...")
     code, out, err = run_child(["-m", "edge_audio.bench", "peak"], extra_env=peak_env())
     if code != 0:

@@ -22,8 +22,6 @@ from .windows import WindowPlan
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
-# The model every device command uses when --model is omitted.
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "fsdd-digits"
 ARTEFACT_KINDS = ("onnx", "tflite")
 PRECISIONS = ("fp32", "int8")
 

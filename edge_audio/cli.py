@@ -16,10 +16,11 @@ import numpy as np
 
 from . import __version__
 from .audio import load_audio, resample
-from .bundle import DEFAULT_MODEL, load_bundle
+from .bundle import load_bundle
 from .datasets import GROUPS_HELP, LAYOUTS, scan
 from .errors import ConfigError, EdgeAudioError
 from .frontend import FrontendConfig, LogMel
+from .shipped import default_model, demo_recording, demo_truth, resolve_model, shipped_models
 
 EXIT_BAD_INPUT = 2
 _SHADES = " .:-=+*#%@"
@@ -123,7 +124,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate
     from .metrics import format_confusion
 
-    bundle = load_bundle(args.bundle)
+    bundle = load_bundle(resolve_model(args.bundle))
     backend = load_backend(bundle, args.backend, args.precision, args.threads)
     index = scan(args.data, args.layout, folds=args.folds, groups=args.groups)
 
@@ -211,6 +212,9 @@ def cmd_listen(args: argparse.Namespace) -> int:
 
     if args.list_devices:
         return list_input_devices()
+    if args.demo:
+        args.simulate = demo_recording()
+        args.truth = args.truth or demo_truth()
     truth = read_truth(args.truth) if args.truth else None
     overrides = {"threshold": args.threshold, "smoothing": args.smoothing, "stride_s": args.stride}
     listener = Listener(
@@ -329,16 +333,14 @@ def forward_to_export(rest: list[str]) -> int:
 
 
 def shipped_bundles() -> list[Path]:
-    from .bench import SHIPPED
-
-    models = DEFAULT_MODEL.parent
-    return [models / name for name in SHIPPED if (models / name / "manifest.json").exists()]
+    return list(shipped_models().values())
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import BenchConfig, markdown, run_bench, write_reports
 
-    bundles = [args.model] if args.model else shipped_bundles()
+    bundles = [resolve_model(args.model)] if args.model else shipped_bundles()
+    args.audio = args.audio or demo_recording()
     if not bundles:
         raise ConfigError("no bundle to benchmark: give --model BUNDLE_DIR")
     if not args.audio.is_file():
@@ -362,6 +364,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         written = write_reports(report, out)
         print(f"wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
     return 0
+
+
+MODEL_HELP = (
+    "model bundle: a folder, or the name of a shipped model "
+    f"({', '.join(shipped_models())}; default: {default_model().name})"
+)
 
 
 def _runtime_options(p: argparse.ArgumentParser) -> None:
@@ -417,16 +425,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the device path (frontend + backend) over a dataset and print accuracy, "
         "macro-F1, per-class figures and the confusion matrix. By default the int8 TFLite model "
         "when an interpreter for it is installed, else the best available.",
-        epilog="example: edge-audio evaluate models/fsdd-digits --data ../shared/data/fsdd "
+        epilog="example: edge-audio evaluate fsdd-digits --data ../shared/data/fsdd "
         "--layout fsdd --json",
     )
-    p.add_argument(
-        "bundle",
-        type=Path,
-        nargs="?",
-        default=DEFAULT_MODEL,
-        help="model bundle folder (default: models/fsdd-digits)",
-    )
+    p.add_argument("bundle", nargs="?", help=MODEL_HELP)
     p.add_argument("--data", type=Path, required=True, help="dataset folder")
     p.add_argument("--layout", choices=LAYOUTS, required=True, help="how the folder is organised")
     p.add_argument("--folds", type=int, nargs="+", help="esc50 only: folds to score")
@@ -442,23 +444,26 @@ def build_parser() -> argparse.ArgumentParser:
         "window every stride, the model, smoothing, and event detection (models with a "
         "background class) or a label track (classification models). --simulate replays a "
         "file in microphone-sized chunks through exactly that path.",
-        epilog="example: edge-audio listen --simulate demo/digits.wav --truth "
-        "demo/digits.truth.csv",
+        epilog="examples:\n  edge-audio listen --demo\n"
+        "  edge-audio listen --model music-speech --simulate talk.wav\n"
+        "  edge-audio listen --simulate rec.wav --truth rec.truth.csv --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument(
-        "--model",
-        type=Path,
-        default=DEFAULT_MODEL,
-        help="model bundle folder (default: models/fsdd-digits)",
-    )
+    p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--device", help="input device: index or part of its name (default: default)")
     p.add_argument("--list-devices", action="store_true", help="list input devices and exit")
     p.add_argument("--duration", type=float, help="stop after this many seconds of audio")
-    p.add_argument(
+    replay = p.add_mutually_exclusive_group()
+    replay.add_argument(
         "--simulate",
         type=Path,
         metavar="FILE",
         help="replay this recording instead of the microphone",
+    )
+    replay.add_argument(
+        "--demo",
+        action="store_true",
+        help="replay the demo recording that ships with edge-audio, scored against its truth",
     )
     pace = p.add_mutually_exclusive_group()
     pace.add_argument("--realtime", action="store_true", help="pace the replay to the clock")
@@ -494,11 +499,13 @@ def build_parser() -> argparse.ArgumentParser:
         "Writes bench.json, bench.md and bench.png.",
         epilog="example: edge-audio bench --model models/fsdd-digits --out bench-results",
     )
-    p.add_argument("--model", type=Path, help="bundle folder (default: every shipped bundle)")
+    p.add_argument(
+        "--model", help="bundle folder or shipped model name (default: every shipped bundle)"
+    )
     p.add_argument(
         "--audio",
         type=Path,
-        default=DEFAULT_MODEL.parent.parent / "demo" / "digits.wav",
+        default=None,
         help="recording streamed through the loop (default: the demo)",
     )
     p.add_argument("--runs", type=int, default=1000, help="timed calls per stage (default 1000)")

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from .bundle import DEFAULT_MODEL
 from .meter import peak_rss_mb
 from .sources import DeviceLost
 from .stream import Event, LabelChange, StreamConfig, StreamEngine
@@ -76,11 +75,11 @@ def run(
 class Listener:
     """The Python API for embedding edge-audio in a program:
 
-        with Listener("models/fsdd-digits") as listener:    # the default microphone
+        with Listener("fsdd-digits") as listener:    # the default microphone
             for decision in listener:
                 print(decision.label, decision.score)
 
-        listener = Listener(simulate="demo/digits.wav")
+        listener = Listener(simulate="recording.wav")
         listener.on(lambda decision: print(decision.to_dict()))
         summary = listener.run()
 
@@ -101,9 +100,10 @@ class Listener:
     ) -> None:
         from .backends import load_backend
         from .bundle import load_bundle
+        from .shipped import resolve_model
         from .sources import FileSource, MicSource
 
-        self.bundle = load_bundle(model or DEFAULT_MODEL)
+        self.bundle = load_bundle(resolve_model(model))
         self.backend = load_backend(self.bundle, backend, precision, threads)
         if config is None:  # the bundle's settings, with the caller's overrides
             config = StreamConfig.for_bundle(self.bundle, **(overrides or {}))

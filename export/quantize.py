@@ -871,7 +871,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         help="export a training run as a verified int8 ONNX + TFLite bundle",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="example:\n  python -m export quantize runs/fsdd --out models/fsdd-digits\n",
+        epilog="example:\n  python -m export quantize runs/fsdd --out models/fsdd\n",
     )
     p.add_argument("run_dir", type=Path, help="a run directory written by `train`")
     p.add_argument("--out", type=Path, required=True, help="bundle folder to write")

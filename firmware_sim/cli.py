@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import statistics
 import subprocess
@@ -18,13 +17,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from edge_audio.bundle import DEFAULT_MODEL, load_bundle
+from edge_audio.bundle import load_bundle
+from edge_audio.child import child_env
 from edge_audio.errors import ConfigError, EdgeAudioError
+from edge_audio.shipped import demo_recording, resolve_model, shipped_models
 
 from .profiles import PROFILE_DIR, Profile, builtin_names, host_sysbench, load_profile
-
-REPO = Path(__file__).resolve().parent.parent
-DEMO = REPO / "demo" / "digits.wav"
 
 
 def _limit_address_space(budget_mb: int) -> None:
@@ -54,8 +52,7 @@ def run_device(
         args += ["--backend", backend]
     if precision:
         args += ["--precision", precision]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env = child_env()
     budget = profile.ram_budget_mb
 
     def limit() -> None:
@@ -143,7 +140,8 @@ def print_report(report: dict[str, Any]) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     profile = load_profile(args.profile)
-    bundle = load_bundle(args.model)  # checked here for one clear error line
+    bundle = load_bundle(resolve_model(args.model))  # checked here for one clear error line
+    args.input = args.input or demo_recording()
     if not args.input.is_file():
         raise ConfigError(f"{args.input}: no such audio file")
     if args.slowdown is not None:
@@ -251,9 +249,13 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         from edge_audio.bench import BenchConfig, run_bench
 
         models = sorted({r["model"] for r in board.get("artefacts", [])})
-        bundles = [DEFAULT_MODEL.parent / m for m in models if (DEFAULT_MODEL.parent / m).exists()]
+        shipped = shipped_models()
+        bundles = [shipped[m] for m in models if m in shipped]
         if not bundles:
-            raise ConfigError("none of the board report's models is in models/ here")
+            raise ConfigError(
+                f"none of the board report's models ({', '.join(models)}) is shipped here "
+                f"({', '.join(shipped)}): give --host-bench"
+            )
         print(f"benchmarking {', '.join(models)} on this host ...", file=sys.stderr)
         host = run_bench(bundles, config=BenchConfig(), baseline=False)
     profile = calibrate(board, host, args.name, args.os_reserve_mb)
@@ -282,8 +284,10 @@ def build_parser() -> argparse.ArgumentParser:
         default="pi-zero-2w",
         help=f"board: {', '.join(builtin_names())}, or a profile JSON (default pi-zero-2w)",
     )
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="bundle folder")
-    parser.add_argument("--input", type=Path, default=DEMO, help="WAV file (default: the demo)")
+    parser.add_argument(
+        "--model", help="bundle folder or shipped model name (default: fsdd-digits)"
+    )
+    parser.add_argument("--input", type=Path, help="WAV file (default: the demo)")
     parser.add_argument("--hours", type=float, help="repeat the input to this many hours")
     parser.add_argument("--slowdown", type=float, help="override the profile's slowdown")
     parser.add_argument(

@@ -23,10 +23,11 @@ sys.path.insert(0, str(REPO))
 
 from edge_audio.backends import load_backend  # noqa: E402
 from edge_audio.bundle import load_bundle  # noqa: E402
+from edge_audio.shipped import demo_recording, shipped_models  # noqa: E402
 from edge_audio.sources import FileSource  # noqa: E402
 from edge_audio.stream import StreamEngine  # noqa: E402
 
-MODELS = ("fsdd-digits", "music-speech", "esc50")
+MODELS = tuple(shipped_models())
 TOLERANCE = {"fp32": 1e-4, "int8": 1 / 255}
 
 
@@ -46,7 +47,7 @@ class Recording:
 def run(audio: Path, models: list[str]) -> dict:
     results = {}
     for model in models:
-        bundle = load_bundle(REPO / "models" / model)
+        bundle = load_bundle(shipped_models()[model])
         for precision in ("fp32", "int8"):
             backend = load_backend(bundle, "tflite", precision)
             recording = Recording(backend)
@@ -95,7 +96,7 @@ def main() -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--audio", type=Path, default=REPO / "demo" / "digits.wav")
+    p.add_argument("--audio", type=Path, default=demo_recording())
     p.add_argument("--models", nargs="+", default=list(MODELS))
     p = sub.add_parser("compare")
     p.add_argument("x86", type=Path)

@@ -1,7 +1,7 @@
 """Synthesise the demo recording: spoken digits by espeak-ng voices, with pauses
 and background noise, and its truth CSV (start,end,label in seconds).
 
-    python scripts/make_demo.py [--out demo/digits.wav]
+    python scripts/make_demo.py [--out edge_audio/bundled/demo/digits.wav]
 
 The voices are export.synth.DEMO_VOICES; training excludes them, so the demo is
 never scored on a voice the model was trained on."""
@@ -30,7 +30,7 @@ def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("demo/digits.wav"))
+    parser.add_argument("--out", type=Path, default=Path("edge_audio/bundled/demo/digits.wav"))
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)

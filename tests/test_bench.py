@@ -132,7 +132,7 @@ def run_bench(*args: str) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_bench_measures_every_artefact_and_the_baseline_in_one_run(tmp_path):
     result = run_bench(
-        "--model", "models/fsdd-digits", "--runs", "30", "--warmup", "3",
+        "--model", "fsdd-digits", "--runs", "30", "--warmup", "3",
         "--loop-seconds", "5", "--cold-starts", "1", "--rounds", "2", "--json",
         "--out", str(tmp_path),
     )  # fmt: skip

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge_audio.shipped import demo_recording
 from edge_audio.errors import ConfigError
 from firmware_sim.cli import calibrate
 from firmware_sim.clock import simulate
@@ -178,7 +179,7 @@ def needs_sysbench() -> None:
 
 def listen_events() -> list[tuple]:
     result = subprocess.run(
-        [sys.executable, "-m", "edge_audio.cli", "listen", "--simulate", "demo/digits.wav",
+        [sys.executable, "-m", "edge_audio.cli", "listen", "--demo",
          "--fast", "--json"],
         capture_output=True, text=True, cwd=REPO, timeout=120,
     )  # fmt: skip
@@ -243,7 +244,7 @@ def test_bad_input_is_one_clear_line(args, message):
 def test_periods_run_on_across_the_seams_of_a_repeated_recording():
     from firmware_sim.device import periods
 
-    demo = REPO / "demo" / "digits.wav"
+    demo = demo_recording()
     chunks, rate = periods(demo, 100.0)
     sizes = [c.size for c in chunks]
     assert sum(sizes) == 100 * rate and set(sizes[:-1]) == {PERIOD}  # no short period at a seam

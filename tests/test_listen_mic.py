@@ -15,12 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from edge_audio.shipped import demo_recording, demo_truth
 from edge_audio.audio import wav_info
 
 from .conftest import REPO
 
-DEMO = REPO / "demo" / "digits.wav"
-TRUTH = REPO / "demo" / "digits.truth.csv"
+DEMO = demo_recording()
+TRUTH = demo_truth()
 
 
 def need(ok: bool, reason: str) -> None:

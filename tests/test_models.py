@@ -1,4 +1,4 @@
-"""The shipped bundles in models/: they load on the device runtime, stay small,
+"""The shipped bundles (the packaged default and models/*/): they load on the device runtime, stay small,
 carry their licence, and score their held-out ../shared data as their cards say."""
 
 from __future__ import annotations
@@ -11,27 +11,27 @@ from edge_audio.backends import load_backend
 from edge_audio.bundle import load_bundle
 from edge_audio.datasets import DatasetIndex, scan
 from edge_audio.evaluate import evaluate
+from edge_audio.shipped import default_model, shipped_models
 
-from .conftest import REPO, shared_dataset
+from .conftest import shared_dataset
 
 pytest.importorskip("ai_edge_litert", reason="the shipped int8 models run on ai-edge-litert")
 
-SHIPPED = {
-    "fsdd-digits": ("fsdd", "fsdd", None),
-    "music-speech": ("music_speech", "folder", None),
-    "esc50": ("esc50", "esc50", None),
-}
+# The list is read from the manifests; these three must be among them.
+SHIPPED = sorted(shipped_models())
+EXPECTED = {"fsdd-digits", "music-speech", "esc50"}
 MAX_INT8_BYTES = 300 * 1024
 
 
+def test_the_shipped_list_is_read_from_the_manifests():
+    assert EXPECTED <= set(SHIPPED), SHIPPED
+
+
 def shipped(name: str):
-    path = REPO / "models" / name
-    if not (path / "manifest.json").exists():
-        pytest.fail(f"models/{name} is not shipped")
-    return load_bundle(path)
+    return load_bundle(shipped_models()[name])
 
 
-@pytest.mark.parametrize("name", sorted(SHIPPED))
+@pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_bundle_loads_small_and_licensed(name):
     bundle = shipped(name)
     artefact = bundle.artefact("tflite", "int8")
@@ -43,9 +43,7 @@ def test_shipped_bundle_loads_small_and_licensed(name):
 
 
 def test_the_default_model_is_fsdd_digits_with_a_background_class():
-    from edge_audio.bundle import DEFAULT_MODEL
-
-    bundle = load_bundle(DEFAULT_MODEL)
+    bundle = load_bundle(default_model())
     assert bundle.name == "fsdd-digits" and bundle.background_label == "_background_"
     assert bundle.task == "detection"
     assert [label for label in bundle.labels if label != "_background_"] == [
@@ -54,10 +52,11 @@ def test_the_default_model_is_fsdd_digits_with_a_background_class():
 
 
 @pytest.mark.shared
-@pytest.mark.parametrize("name", sorted(SHIPPED))
+@pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_bundle_scores_its_held_out_data_as_its_card_says(name):
     bundle = shipped(name)
-    dataset, layout, _ = SHIPPED[name]
+    training = bundle.manifest["training"]
+    dataset, layout = training["dataset"], training["layout"]
     index = scan(shared_dataset(dataset), layout)
     held_out = set(bundle.manifest["training"]["test_groups"])
     records = [r for r in index.records if r.group in held_out]

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.signal import upfirdn
 
+from edge_audio.shipped import default_model, demo_recording, demo_truth, shipped_models
 from edge_audio.audio import load_audio, write_wav
 from edge_audio.backends import load_backend
 from edge_audio.bundle import load_bundle
@@ -30,9 +31,9 @@ from edge_audio.stream import EventDetector, LabelTracker, Smoother, StreamConfi
 
 from .conftest import REPO, shared_dataset
 
-DEMO = REPO / "demo" / "digits.wav"
-TRUTH = REPO / "demo" / "digits.truth.csv"
-FSDD = REPO / "models" / "fsdd-digits"
+DEMO = demo_recording()
+TRUTH = demo_truth()
+FSDD = default_model()
 
 
 @settings(max_examples=25, deadline=None)
@@ -221,7 +222,7 @@ def test_demo_detections_match_the_truth_with_the_bundles_own_threshold(capsys):
     """The README's main command: F1 >= 0.9 on the demo, with the threshold the
     bundle carries (chosen on held-out FSDD streams by export calibrate, never on
     the demo) and no option tuned for it."""
-    bundle = load_bundle(REPO / "models" / "fsdd-digits")
+    bundle = load_bundle(default_model())
     assert bundle.manifest["stream"]["calibration"]["groups"] == ["theo"]
     assert main(["listen", "--simulate", str(DEMO), "--truth", str(TRUTH), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out.splitlines()[-1])
@@ -278,7 +279,7 @@ def test_listen_simulate_never_imports_heavy_packages():
 @pytest.mark.shared
 def test_music_speech_label_track_follows_a_real_stream(tmp_path):
     data = shared_dataset("music_speech")
-    bundle = load_bundle(REPO / "models" / "music-speech")
+    bundle = load_bundle(shipped_models()["music-speech"])
     held_out = bundle.manifest["training"]["test_groups"]
     music = next(g for g in held_out if g.startswith("music/"))
     speech = next(g for g in held_out if g.startswith("speech/"))

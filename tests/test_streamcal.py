@@ -9,6 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
+from edge_audio.shipped import default_model, demo_recording, shipped_models
 from edge_audio.backends import load_backend
 from edge_audio.bundle import load_bundle
 from edge_audio.errors import ConfigError
@@ -26,7 +27,7 @@ from export.streamcal import (
     write_stream_settings,
 )
 
-FSDD_BUNDLE = REPO / "models" / "fsdd-digits"
+FSDD_BUNDLE = default_model()
 
 
 def test_streams_lay_clips_end_to_end_with_their_truth():
@@ -50,7 +51,7 @@ def test_replayed_detector_equals_the_engine_at_the_same_threshold():
     backend = load_backend(bundle)
     from edge_audio.audio import load_audio
 
-    audio, rate = load_audio(REPO / "demo" / "digits.wav", bundle.frontend.sample_rate)
+    audio, rate = load_audio(demo_recording(), bundle.frontend.sample_rate)
     record = posteriors(bundle, backend, audio, rate)
     config = StreamConfig.for_bundle(bundle, threshold=0.6)
     engine = StreamEngine(bundle, backend, rate, config)
@@ -80,7 +81,7 @@ def test_the_engine_takes_the_bundles_threshold_unless_overridden(tmp_path):
 
 def test_a_classification_bundle_has_no_threshold_to_calibrate(tmp_path):
     with pytest.raises(ConfigError, match="classification bundle"):
-        calibrate(REPO / "models" / "music-speech", tmp_path, "folder")
+        calibrate(shipped_models()["music-speech"], tmp_path, "folder")
 
 
 @pytest.mark.shared

@@ -10,6 +10,7 @@ import subprocess
 import numpy as np
 import pytest
 
+from edge_audio.shipped import default_model
 from edge_audio.backends import load_backend
 from edge_audio.bundle import load_bundle
 
@@ -35,7 +36,7 @@ def test_tflite_runtime_fallback_agrees_with_ai_edge_litert(tmp_path):
         if os.environ.get("EDGE_AUDIO_REQUIRE_SHARED"):  # in CI the Makefile must have built it
             pytest.fail(reason)
         pytest.skip(reason)
-    bundle = load_bundle(REPO / "models" / "fsdd-digits")
+    bundle = load_bundle(default_model())
     frames, mels = bundle.input_shape[2:]
     windows = np.random.default_rng(0).normal(-45, 15, (8, frames, mels)).astype(np.float32)
     np.save(tmp_path / "windows.npy", windows)
