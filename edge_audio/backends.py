@@ -181,7 +181,8 @@ def choose_artefact(
     raise BundleError(
         bundle.root,
         f"has no {wanted} model that an installed runtime can run "
-        f"(it has: {', '.join(bundle.artefacts)})",
+        f"(it has: {', '.join(bundle.artefacts)}"
+        + (f"; listed but not copied here: {', '.join(bundle.absent)})" if bundle.absent else ")"),
     )
 
 

@@ -319,7 +319,7 @@ def bench_bundle(
 
     bundle = load_bundle(bundle_dir)
     wav = prepare_audio(bundle, audio, workdir)
-    model = bundle.manifest.get("model", {})
+    model = bundle.manifest.model
     params, macs = model.get("params"), model.get("macs")
     common = [
         "--bundle",

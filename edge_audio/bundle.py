@@ -1,10 +1,12 @@
 """A model bundle: a folder with manifest.json and the model files it lists.
 
 The bundle is self-describing: labels, the frontend config, the window plan,
-input layout and quantisation parameters all come from the manifest, so the
-runtime needs nothing but the folder. Loading checks it: every listed file is
-there with the right sha256, the input shape matches the frontend, and the
-schema version is one this runtime understands.
+input layout and quantisation parameters all come from the manifest (the typed
+contract of edge_audio.manifest), so the runtime needs nothing but the folder.
+Loading checks it: the manifest validates, every model file that is present has
+the size and sha256 the manifest records, and at least one is present. A bundle
+copied to a board with only the file it runs (`edge-audio pack`) loads; asking
+for a model file that was left behind names the ones that are there.
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ from typing import Any
 from .digest import TrainingDigest
 from .errors import EdgeAudioError
 from .frontend import FrontendConfig
+from .manifest import SCHEMA_VERSION, ArtefactEntry, Manifest, ManifestError, Quantisation
 from .windows import WindowPlan
 
-SCHEMA_VERSION = 1
+__all__ = ["SCHEMA_VERSION", "Artefact", "Bundle", "BundleError", "load_bundle", "sha256_of"]
+
 MANIFEST = "manifest.json"
-ARTEFACT_KINDS = ("onnx", "tflite")
-PRECISIONS = ("fp32", "int8")
 
 
 class BundleError(EdgeAudioError):
@@ -35,13 +37,9 @@ class BundleError(EdgeAudioError):
 
 
 @dataclass(frozen=True)
-class Quantisation:
-    scale: float
-    zero_point: int
-
-
-@dataclass(frozen=True)
 class Artefact:
+    """A model file that is here, checked, ready for a backend."""
+
     name: str  # e.g. "tflite-int8"
     path: Path
     format: str  # "onnx" or "tflite"
@@ -56,28 +54,68 @@ class Artefact:
 @dataclass(frozen=True)
 class Bundle:
     root: Path
-    manifest: dict[str, Any]
-    labels: list[str]
-    frontend: FrontendConfig
-    window: WindowPlan
-    window_seconds: float
-    hop_seconds: float
-    input_shape: tuple[int, ...]
-    artefacts: dict[str, Artefact]
-    background_label: str | None
-    task: str  # "detection" (with a background class) or "classification"
-    dynamic_range: float | None  # the level normalisation before the network
-    training_digest: TrainingDigest | None = None  # the training files, when recorded
+    manifest: Manifest
+    artefacts: dict[str, Artefact]  # the model files present in the folder
+    absent: tuple[str, ...] = ()  # listed in the manifest, not copied here
 
     @property
     def name(self) -> str:
-        return str(self.manifest.get("name", self.root.name))
+        return self.manifest.name or self.root.name
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.manifest.labels)
+
+    @property
+    def frontend(self) -> FrontendConfig:
+        return self.manifest.frontend
+
+    @property
+    def window(self) -> WindowPlan:
+        w = self.manifest.window
+        return WindowPlan(w.frames, w.mode, w.hop_frames)
+
+    @property
+    def window_seconds(self) -> float:
+        return self.manifest.window.seconds
+
+    @property
+    def hop_seconds(self) -> float:
+        return self.manifest.window.hop_seconds
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.manifest.input.shape
+
+    @property
+    def background_label(self) -> str | None:
+        return self.manifest.background_label
+
+    @property
+    def task(self) -> str:
+        """ "detection" (with a background class) or "classification"."""
+        return self.manifest.task
+
+    @property
+    def dynamic_range(self) -> float | None:
+        """The level normalisation before the network."""
+        return self.manifest.input.dynamic_range
+
+    @property
+    def training_digest(self) -> TrainingDigest | None:
+        training = self.manifest.training
+        return None if training is None else training.files_digest
 
     def artefact(self, fmt: str, precision: str) -> Artefact:
         name = f"{fmt}-{precision}"
         if name not in self.artefacts:
+            left = (
+                f"; {name} is listed but its file was not copied here"
+                if name in self.absent
+                else ""
+            )
             raise BundleError(
-                self.root, f"has no {name} model (it has: {', '.join(self.artefacts)})"
+                self.root, f"has no {name} model (it has: {', '.join(self.artefacts)}){left}"
             )
         return self.artefacts[name]
 
@@ -90,26 +128,8 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _require(data: dict, key: str, kind: type | tuple[type, ...], root: Path, where: str) -> Any:
-    if key not in data:
-        raise BundleError(root, f"manifest has no '{key}'{where}")
-    value = data[key]
-    if not isinstance(value, kind):
-        raise BundleError(root, f"manifest '{key}'{where} has the wrong type")
-    return value
-
-
-def _quant(data: Any, root: Path, name: str) -> Quantisation | None:
-    if data is None:
-        return None
-    try:
-        return Quantisation(float(data["scale"]), int(data["zero_point"]))
-    except (KeyError, TypeError, ValueError):
-        raise BundleError(root, f"artefact {name} has bad quantisation parameters") from None
-
-
-def load_bundle(root: str | Path, *, verify_hashes: bool = True) -> Bundle:
-    """Read and check a bundle folder; raises BundleError naming the problem."""
+def read_manifest(root: str | Path) -> Manifest:
+    """The validated manifest of a bundle folder; BundleError names the problem."""
     root = Path(root)
     if not root.is_dir():
         raise BundleError(root, "no such folder")
@@ -117,120 +137,53 @@ def load_bundle(root: str | Path, *, verify_hashes: bool = True) -> Bundle:
     if not path.is_file():
         raise BundleError(root, f"no {MANIFEST} (is this a model bundle?)")
     try:
-        manifest = json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BundleError(root, f"{MANIFEST} is not valid JSON: {exc}") from None
-    if not isinstance(manifest, dict):
-        raise BundleError(root, f"{MANIFEST} must hold a JSON object")
-
-    version = manifest.get("schema_version")
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise BundleError(root, "manifest has no integer schema_version")
-    if version > SCHEMA_VERSION:
-        raise BundleError(
-            root,
-            f"schema version {version} is newer than this edge-audio reads "
-            f"({SCHEMA_VERSION}): upgrade edge-audio",
-        )
-    if version < 1:
-        raise BundleError(root, f"unknown schema version {version}")
-
-    labels = _require(manifest, "labels", list, root, "")
-    if not labels or not all(isinstance(label, str) for label in labels):
-        raise BundleError(root, "manifest 'labels' must be a non-empty list of names")
     try:
-        frontend = FrontendConfig.from_dict(_require(manifest, "frontend", dict, root, ""))
-    except EdgeAudioError as exc:
+        return Manifest.from_dict(data)
+    except ManifestError as exc:
         raise BundleError(root, str(exc)) from None
 
-    window = _require(manifest, "window", dict, root, "")
-    try:
-        plan = WindowPlan(int(window["frames"]), str(window["mode"]), int(window["hop_frames"]))
-        window_seconds, hop_seconds = float(window["seconds"]), float(window["hop_seconds"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BundleError(root, f"manifest 'window' is incomplete or bad: {exc}") from None
 
-    model_input = _require(manifest, "input", dict, root, "")
-    shape = tuple(int(d) for d in _require(model_input, "shape", list, root, " in 'input'"))
-    norm = _require(model_input, "normalisation", dict, root, " in 'input'")
-    dynamic_range = norm.get("dynamic_range")
-    if dynamic_range is not None and not (
-        isinstance(dynamic_range, (int, float)) and dynamic_range > 0
-    ):
-        raise BundleError(root, f"bad input normalisation dynamic_range {dynamic_range!r}")
-    expected = (
-        1,
-        1,
-        frontend.n_frames(round(window_seconds * frontend.sample_rate)),
-        frontend.n_mels,
-    )
-    if shape != expected or plan.frames != expected[2]:
-        raise BundleError(
-            root,
-            f"input shape {list(shape)} does not match the frontend and window "
-            f"(a {window_seconds} s window of {frontend.n_mels} mels needs {list(expected)})",
-        )
-
-    artefacts = {}
-    listed = _require(manifest, "artefacts", dict, root, "")
-    if not listed:
-        raise BundleError(root, "manifest lists no model files")
-    for name, entry in listed.items():
-        artefacts[name] = _artefact(root, name, entry, verify_hashes)
-
-    background = manifest.get("background_label")
-    if background is not None and background not in labels:
-        raise BundleError(root, f"background label {background!r} is not among the labels")
-    task = "detection" if background else "classification"
-    digest = None
-    training = manifest.get("training")
-    if isinstance(training, dict) and training.get("files_digest") is not None:
-        try:
-            digest = TrainingDigest.from_dict(training["files_digest"])
-        except ValueError as exc:
-            raise BundleError(root, f"manifest training.files_digest: {exc}") from None
-    return Bundle(
-        root,
-        manifest,
-        labels,
-        frontend,
-        plan,
-        window_seconds,
-        hop_seconds,
-        shape,
-        artefacts,
-        background,
-        str(manifest.get("task", task)),
-        None if dynamic_range is None else float(dynamic_range),
-        digest,
-    )
+def write_manifest(root: str | Path, manifest: Manifest) -> Path:
+    path = Path(root) / MANIFEST
+    path.write_text(json.dumps(manifest.to_dict(), indent=2))
+    return path
 
 
-def _artefact(root: Path, name: str, entry: Any, verify_hashes: bool) -> Artefact:
-    if not isinstance(entry, dict):
-        raise BundleError(root, f"artefact {name} must be a JSON object")
-    where = f" of artefact {name}"
-    fmt = _require(entry, "format", str, root, where)
-    precision = _require(entry, "precision", str, root, where)
-    if fmt not in ARTEFACT_KINDS or precision not in PRECISIONS:
-        raise BundleError(root, f"artefact {name} has unknown format/precision {fmt}/{precision}")
-    path = root / _require(entry, "file", str, root, where)
-    if not path.is_file():
-        raise BundleError(root, f"missing file {path.name} (artefact {name})")
+def load_bundle(root: str | Path, *, verify_hashes: bool = True) -> Bundle:
+    """Read and check a bundle folder; raises BundleError naming the problem."""
+    root = Path(root)
+    manifest = read_manifest(root)
+    artefacts: dict[str, Artefact] = {}
+    absent = []
+    for name, entry in manifest.artefacts.items():
+        path = root / entry.file
+        if path.is_file():
+            artefacts[name] = _checked(root, name, entry, path, verify_hashes)
+        else:
+            absent.append(name)
+    if not artefacts:
+        listed = ", ".join(f"{e.file} ({n})" for n, e in manifest.artefacts.items())
+        raise BundleError(root, f"none of its model files is here (the manifest lists {listed})")
+    return Bundle(root, manifest, artefacts, tuple(absent))
+
+
+def _checked(root: Path, name: str, entry: ArtefactEntry, path: Path, verify: bool) -> Artefact:
     size = path.stat().st_size
-    recorded = _require(entry, "sha256", str, root, where)
-    if size != entry.get("size", size):
-        raise BundleError(root, f"{path.name} is {size} bytes, the manifest says {entry['size']}")
-    if verify_hashes and sha256_of(path) != recorded:
+    if size != entry.size:
+        raise BundleError(root, f"{path.name} is {size} bytes, the manifest says {entry.size}")
+    if verify and sha256_of(path) != entry.sha256:
         raise BundleError(root, f"sha256 mismatch for {path.name}: the file is corrupt or changed")
     return Artefact(
         name,
         path,
-        fmt,
-        precision,
-        recorded,
+        entry.format,
+        entry.precision,
+        entry.sha256,
         size,
-        _quant(entry.get("input_quant"), root, name),
-        _quant(entry.get("output_quant"), root, name),
-        entry.get("metrics", {}),
+        entry.input_quant,
+        entry.output_quant,
+        dict(entry.metrics),
     )

@@ -20,6 +20,7 @@ from .bundle import load_bundle
 from .datasets import GROUPS_HELP, LAYOUTS, scan
 from .errors import ConfigError, EdgeAudioError
 from .frontend import FrontendConfig, LogMel
+from .pack import ARTEFACTS
 from .shipped import default_model, demo_recording, demo_truth, resolve_model, shipped_models
 
 EXIT_BAD_INPUT = 2
@@ -372,6 +373,19 @@ MODEL_HELP = (
 )
 
 
+def cmd_pack(args: argparse.Namespace) -> int:
+    from .pack import board_install_hint, pack
+
+    packed = pack(resolve_model(args.bundle), args.artefact, args.out, force=args.force)
+    size = sum(a.size for a in packed.artefacts.values())
+    print(
+        f"wrote {args.out}: {packed.name}, {args.artefact} ({size / 1024:.1f} KB), checked.\n"
+        f"on the board: {board_install_hint(args.artefact)}; "
+        f"edge-audio listen --model {args.out.name}"
+    )
+    return 0
+
+
 def _runtime_options(p: argparse.ArgumentParser) -> None:
     """Which artefact runs, and on how many threads: evaluate and listen alike."""
     p.add_argument(
@@ -529,6 +543,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, help="folder for bench.json/.md/.png (default bench-results)"
     )
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser(
+        "pack",
+        help="copy a bundle with only the model file one runtime needs (for a board)",
+        description="Write a bundle folder that holds one model file, its manifest (listing "
+        "only that file) and the card: what a board needs. The copy is loaded and its sha256 "
+        "checked before the command returns.",
+        epilog="example: edge-audio pack fsdd-digits --artefact tflite-int8 --out fsdd-pi\n"
+        "then on the board: pip install 'edge-audio[litert]'; "
+        "edge-audio listen --model fsdd-pi",
+    )
+    p.add_argument("bundle", help=MODEL_HELP)
+    p.add_argument(
+        "--artefact",
+        choices=ARTEFACTS,
+        default="tflite-int8",
+        help="the model file to keep (default tflite-int8: the smallest and fastest on a Pi)",
+    )
+    p.add_argument("--out", type=Path, required=True, help="folder to write")
+    p.add_argument("--force", action="store_true", help="replace --out if it is not empty")
+    p.set_defaults(func=cmd_pack)
 
     p = sub.add_parser(
         "export",

@@ -44,14 +44,15 @@ class StreamConfig:
         """The bundle's own settings (its stride; the threshold calibrated on
         held-out streams when `python -m export calibrate` has set one), with any
         non-None override on top (e.g. the CLI's --threshold)."""
-        settings: dict[str, Any] = {}
-        stride = bundle.manifest.get("window", {}).get("stream_stride_seconds")
-        if stride:
-            settings["stride_s"] = stride
-        stream = bundle.manifest.get("stream", {})
-        for key in ("threshold", "smoothing", "min_count", "suppression_s"):
-            if key in stream:
-                settings[key] = stream[key]
+        settings: dict[str, Any] = {"stride_s": bundle.manifest.window.stream_stride_seconds}
+        stream = bundle.manifest.stream
+        if stream is not None:
+            settings |= {
+                "threshold": stream.threshold,
+                "smoothing": stream.smoothing,
+                "min_count": stream.min_count,
+                "suppression_s": stream.suppression_s,
+            }
         settings |= {k: v for k, v in overrides.items() if v is not None}
         unknown = set(settings) - set(cls.__dataclass_fields__)
         if unknown:

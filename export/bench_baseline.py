@@ -46,7 +46,7 @@ class BaselinePipeline:
         self.torch, self.librosa = torch, librosa
         self.bundle = bundle
         self.frames, self.mels = bundle.input_shape[2:]
-        model = bundle.manifest["model"]
+        model = bundle.manifest.model
         spec = ModelSpec(model["name"], model["size"], len(bundle.labels), (self.frames, self.mels))
         self.model = build_model(spec).eval()
         self.window = bundle.frontend.n_samples(self.frames)

@@ -33,11 +33,22 @@ from typing import Any, ClassVar
 import numpy as np
 
 from edge_audio import __version__
-from edge_audio.bundle import MANIFEST, SCHEMA_VERSION, load_bundle, sha256_of
+from edge_audio.bundle import load_bundle, sha256_of
+from edge_audio.bundle import write_manifest as write_bundle_manifest
 from edge_audio.datasets import describe_groups, scan
 from edge_audio.digest import TrainingDigest
 from edge_audio.errors import DatasetError, EdgeAudioError
 from edge_audio.frontend import FrontendConfig
+from edge_audio.manifest import (
+    ArtefactEntry,
+    InputSpec,
+    Licence,
+    Manifest,
+    Quantisation,
+    TrainingRecord,
+    Verification,
+    WindowSpec,
+)
 from edge_audio.metrics import classification_report
 from edge_audio.windows import WindowPlan, normalise
 
@@ -57,6 +68,8 @@ FINAL_FIT_VERIFY_CLIPS = 600
 # Fewer calibration windows than this can mis-set the int8 ranges: said, not refused.
 MIN_CALIBRATION = 200
 INT8_MAX_DROP = 0.01
+# Seconds between windows when listening: a word of ~0.5 s is seen by 3-4 windows.
+DEFAULT_STREAM_STRIDE = 0.25
 LICENCES = {
     "fsdd": (
         "CC BY-SA 4.0",
@@ -542,7 +555,11 @@ def write_manifest(
     io_quant: dict,
     overridden: list[str],
     calibration: int,
-) -> dict[str, Any]:
+    *,
+    stream_stride: float = DEFAULT_STREAM_STRIDE,
+    int8_method: str | None = None,
+    digest: TrainingDigest | None = None,
+) -> Manifest:
     files = {
         "onnx-fp32": "model.fp32.onnx",
         "onnx-int8": "model.int8.onnx",
@@ -563,71 +580,58 @@ def write_manifest(
         if not path.exists():
             continue
         fmt, precision = key.split("-")
-        entry: dict[str, Any] = {
-            "file": file,
-            "format": fmt,
-            "precision": precision,
-            "sha256": sha256_of(path),
-            "size": path.stat().st_size,
-        }
-        if key == "tflite-int8":
-            entry["input_quant"], entry["output_quant"] = io_quant["input"], io_quant["output"]
-        if key in results:
-            entry["metrics"] = {k: v for k, v in results[key].items() if k != "confusion"}
-        artefacts[key] = entry
-    background = run.config.get("background_class")
-    manifest = {
-        "schema_version": SCHEMA_VERSION,
-        "name": name,
-        "created_by": f"edge-audio {__version__}",
-        "task": "detection" if background else "classification",
-        "labels": run.labels,
-        "background_label": background,
-        "frontend": run.frontend.to_dict(),
-        "window": {
-            "frames": run.plan.frames,
-            "mode": run.plan.mode,
-            "hop_frames": run.plan.hop,
-            "seconds": run.config["window"]["seconds"],
-            "hop_seconds": run.config["window"]["hop_seconds"],
-            "stream_stride_seconds": 0.25,
-        },
-        "input": {
-            "shape": [1, 1, *run.config["model"]["input_shape"]],
-            "layout": "[batch, channel, frames, mels]: log-mel dB from the frontend, "
-            "then level-normalised (edge_audio.windows.normalise)",
-            "normalisation": {"type": "peak", "dynamic_range": run.model.dynamic_range},
-            "dtype": "float32 (int8 models: quantised with the artefact's input_quant)",
-        },
-        "output": {
-            "semantics": "logits over labels, in label order; softmax gives probabilities",
-            "shape": [1, len(run.labels)],
-        },
-        "model": run.config["model"],
-        "artefacts": artefacts,
-        "training": {
-            "dataset": Path(dataset["root"]).name,
-            "layout": dataset["layout"],
-            "clips": dataset["clips"],
-            "groups": dataset["groups"],
-            "test_groups": run.config["split"]["test_groups"],
-            "validation_groups": run.config["split"]["validation_groups"],
-            "synthetic_speakers": len(run.config.get("synthetic_speakers", [])),
-            "command": run.config.get("command"),
-            "seed": run.config.get("seed"),
-            "final_fit": not run.config["split"]["test_groups"],
-            "cross_validation": cv_estimate(run),
-        },
-        "calibration_windows": calibration,
-        "verification": {
-            "held_out_groups": run.config["split"]["test_groups"],
-            "fp32_agreement_needed": FP32_AGREEMENT,
-            "int8_max_accuracy_drop": INT8_MAX_DROP,
-            "thresholds_overridden": overridden,
-        },
-        "licence": {"data": licence, "attribution": attribution},
-    }
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        int8_tflite = key == "tflite-int8"
+        artefacts[key] = ArtefactEntry(
+            file,
+            fmt,
+            precision,
+            sha256_of(path),
+            path.stat().st_size,
+            Quantisation(**io_quant["input"]) if int8_tflite else None,
+            Quantisation(**io_quant["output"]) if int8_tflite else None,
+            {k: v for k, v in results.get(key, {}).items() if k != "confusion"},
+            int8_method if int8_tflite else None,
+        )
+    split = run.config["split"]
+    window = run.config["window"]
+    manifest = Manifest(
+        name=name,
+        created_by=f"edge-audio {__version__}",
+        labels=tuple(run.labels),
+        background_label=run.config.get("background_class"),
+        frontend=run.frontend,
+        window=WindowSpec(
+            run.plan.frames,
+            run.plan.mode,
+            run.plan.hop,
+            window["seconds"],
+            window["hop_seconds"],
+            stream_stride,
+        ),
+        input=InputSpec((1, 1, *run.config["model"]["input_shape"]), run.model.dynamic_range),
+        model=run.config["model"],
+        artefacts=artefacts,
+        training=TrainingRecord(
+            dataset=Path(dataset["root"]).name,
+            layout=dataset["layout"],
+            clips=dataset["clips"],
+            groups=tuple(dataset["groups"]),
+            test_groups=tuple(split["test_groups"]),
+            validation_groups=tuple(split["validation_groups"]),
+            synthetic_speakers=len(run.config.get("synthetic_speakers", [])),
+            command=run.config.get("command"),
+            seed=run.config.get("seed"),
+            final_fit=not split["test_groups"],
+            cross_validation=cv_estimate(run),
+            files_digest=digest,
+        ),
+        calibration_windows=calibration,
+        verification=Verification(
+            tuple(split["test_groups"]), FP32_AGREEMENT, INT8_MAX_DROP, tuple(overridden)
+        ),
+        licence=Licence(licence, attribution),
+    )
+    write_bundle_manifest(out, manifest)
     return manifest
 
 
@@ -647,10 +651,10 @@ def cv_estimate(run: Run) -> dict[str, Any] | None:
     }
 
 
-def how_trained(training: dict[str, Any]) -> str:
+def how_trained(training: TrainingRecord) -> str:
     """The card's sentence on the split."""
-    if training.get("final_fit"):
-        cv = training.get("cross_validation") or {}
+    if training.final_fit:
+        cv = training.cross_validation or {}
         folds = ", ".join(f"{k} {100 * v:.1f}%" for k, v in cv.get("folds", {}).items())
         return (
             "on every group (a final fit, for the median best epoch of the cross-validation "
@@ -658,37 +662,40 @@ def how_trained(training: dict[str, Any]) -> str:
             f"{100 * cv.get('accuracy_mean', float('nan')):.1f}% mean ({folds})"
         )
     return (
-        f"holding out {describe_groups(training['test_groups'])} for test and "
-        f"{describe_groups(training['validation_groups'])} for validation (no group on two "
+        f"holding out {describe_groups(list(training.test_groups))} for test and "
+        f"{describe_groups(list(training.validation_groups))} for validation (no group on two "
         "sides; every group is listed in manifest.json)"
     )
 
 
-def write_card(out: Path, manifest: dict, run: Run, quantize_command: str) -> None:
+def write_card(out: Path, manifest: Manifest, run: Run, quantize_command: str) -> None:
     rows = []
-    for key, entry in manifest["artefacts"].items():
-        m = entry.get("metrics", {})
+    for key, entry in manifest.artefacts.items():
+        m = entry.metrics
         rows.append(
-            f"| {key} | {entry['size'] / 1024:.1f} KB | "
+            f"| {key} | {entry.size / 1024:.1f} KB | "
             f"{100 * m.get('accuracy', float('nan')):.1f}% | "
             f"{100 * m.get('macro_f1', float('nan')):.1f}% | "
             f"{100 * m.get('agreement_with_torch', float('nan')):.1f}% | "
             f"{m.get('runtime', '-')} |"
         )
-    model = manifest["model"]
-    labels = [label for label in manifest["labels"] if label != manifest["background_label"]]
-    training = manifest["training"]
+    model = manifest.model
+    labels = [label for label in manifest.labels if label != manifest.background_label]
+    training = manifest.training
+    verification = manifest.verification
+    licence = manifest.licence
+    assert training is not None and verification is not None and licence is not None
     background = (
-        f" It also has a `{manifest['background_label']}` class (silence, noise, "
+        f" It also has a `{manifest.background_label}` class (silence, noise, "
         'other speech) so that it can say "nothing here" between sounds.'
-        if manifest["background_label"]
+        if manifest.background_label
         else ""
     )
-    text = f"""# {manifest["name"]}
+    text = f"""# {manifest.name}
 
 ## What it recognises
 {len(labels)} classes: {", ".join(labels)}.{background}
-Input: {manifest["window"]["seconds"]} s windows of {run.frontend.sample_rate} Hz audio as
+Input: {manifest.window.seconds} s windows of {run.frontend.sample_rate} Hz audio as
 {run.frontend.n_mels}-band log-mel features ({run.frontend.fmin:g}-{
         run.frontend.top_frequency:g} Hz).
 
@@ -697,24 +704,24 @@ Input: {manifest["window"]["seconds"]} s windows of {run.frontend.sample_rate} H
 multiply-accumulates per window.
 
 ## How it was trained
-On `{training["dataset"]}` ({training["layout"]} layout, {training["clips"]} clips),
+On `{training.dataset}` ({training.layout} layout, {training.clips} clips),
 {how_trained(training)}{
         "; plus "
-        + str(training["synthetic_speakers"])
+        + str(training.synthetic_speakers)
         + " synthetic espeak-ng speakers as training-only data"
-        if training["synthetic_speakers"]
+        if training.synthetic_speakers
         else ""
     }.
 Reproduce it from the data with:
 
 ```sh
-{training["command"]}
+{training.command}
 {quantize_command}
 ```
 
 ## Verified metrics ({
-        "held-out " + describe_groups(training["test_groups"])
-        if training["test_groups"]
+        "held-out " + describe_groups(list(training.test_groups))
+        if training.test_groups
         else "a sample of its own training clips: a fidelity check, not an accuracy estimate"
     }, device runtime)
 | artefact | size | accuracy | macro-F1 | agreement with torch | runtime |
@@ -724,18 +731,16 @@ Reproduce it from the data with:
 ## Limits
 - Judged on {
         "the held-out group above only"
-        if training["test_groups"]
+        if training.test_groups
         else "cross-validation over the groups it was trained on"
     }: other speakers, microphones and rooms can score lower.
 - The model hears {run.frontend.fmin:g}-{run.frontend.top_frequency:g} Hz; a microphone at any
   rate is resampled to {run.frontend.sample_rate} Hz.
-- Thresholds overridden at export: {
-        ", ".join(manifest["verification"]["thresholds_overridden"]) or "none"
-    }.
+- Thresholds overridden at export: {", ".join(verification.thresholds_overridden) or "none"}.
 
 ## Licence
-Trained on data under {manifest["licence"]["data"]}. Attribution:
-{manifest["licence"]["attribution"]}.
+Trained on data under {licence.data}. Attribution:
+{licence.attribution}.
 """
     (out / "card.md").write_text(text)
 
@@ -816,19 +821,27 @@ def quantize_command(args: argparse.Namespace) -> int:
                 + "; ".join(failures)
                 + " (--allow-regression writes the bundle anyway)"
             )
-        manifest = write_manifest(work, run, name, results, io, failures, len(calibration))
-        manifest["artefacts"]["tflite-int8"]["method"] = int8_method
-        # Which files the model trained on: `edge-audio evaluate` warns when it scores them.
-        manifest["training"]["files_digest"] = training.digest().to_dict()
-        (work / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        manifest = write_manifest(
+            work,
+            run,
+            name,
+            results,
+            io,
+            failures,
+            len(calibration),
+            stream_stride=args.stream_stride,
+            int8_method=int8_method,
+            # Which files the model trained on: `edge-audio evaluate` warns when it scores them.
+            digest=training.digest(),
+        )
         command = "python -m export " + " ".join(shlex.quote(a) for a in args.argv)
         write_card(work, manifest, run, command)
-        if manifest["task"] == "detection" and not run.config["split"]["test_groups"]:
+        if manifest.task == "detection" and not run.config["split"]["test_groups"]:
             print(
                 "  note: no held-out group to choose the stream threshold on (a final fit); "
                 "the bundle keeps 0.5 until `python -m export calibrate` runs on other data"
             )
-        elif manifest["task"] == "detection":  # the stream threshold, on held-out streams
+        elif manifest.task == "detection":  # the stream threshold, on held-out streams
             from .streamcal import calibrate, write_stream_settings
 
             dataset = run.config["dataset"]
@@ -895,6 +908,13 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         "--allow-regression",
         action="store_true",
         help="write the bundle even when verification misses a threshold",
+    )
+    p.add_argument(
+        "--stream-stride",
+        type=float,
+        default=DEFAULT_STREAM_STRIDE,
+        help="seconds between windows when listening, written to the manifest "
+        f"(default {DEFAULT_STREAM_STRIDE}; listen --stride overrides it)",
     )
     p.add_argument("--cache", type=Path, help="feature cache folder")
     p.add_argument("--seed", type=int, default=0)

@@ -14,7 +14,6 @@ unless told otherwise.
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -23,9 +22,10 @@ import numpy as np
 
 from edge_audio.audio import load_audio
 from edge_audio.backends import load_backend
-from edge_audio.bundle import MANIFEST, Bundle, load_bundle
+from edge_audio.bundle import Bundle, load_bundle, read_manifest, write_manifest
 from edge_audio.datasets import LAYOUTS, describe_groups, scan
 from edge_audio.errors import ConfigError, DatasetError
+from edge_audio.manifest import StreamSettings
 from edge_audio.scoring import Segment, precision_recall_f1, score_events
 from edge_audio.sources import CHUNK_FRAMES
 from edge_audio.stream import Decider, StreamConfig, StreamEngine
@@ -121,7 +121,8 @@ def calibrate(
     bundle = load_bundle(bundle_dir)
     if bundle.task != "detection":
         raise ConfigError(f"{bundle.name} is a classification bundle: it has no threshold")
-    groups = groups or bundle.manifest.get("training", {}).get("test_groups")
+    training = bundle.manifest.training
+    groups = groups or (list(training.test_groups) if training else None)
     if not groups:
         raise ConfigError("the manifest names no held-out groups; give --groups")
     clips = held_out_clips(bundle, data, layout, groups)
@@ -190,10 +191,8 @@ def card_section(stream: dict[str, Any]) -> str:
 def write_stream_settings(bundle_dir: Path, stream: dict[str, Any]) -> None:
     """Into the manifest (not hashed: the artefacts are, so the bundle stays valid)
     and into the model card, replacing an earlier calibration's section."""
-    path = Path(bundle_dir) / MANIFEST
-    manifest = json.loads(path.read_text())
-    manifest["stream"] = stream
-    path.write_text(json.dumps(manifest, indent=2))
+    manifest = read_manifest(bundle_dir)
+    write_manifest(bundle_dir, manifest.with_stream(StreamSettings.from_dict(stream)))
     card = Path(bundle_dir) / "card.md"
     if card.exists():
         text = card.read_text()

@@ -19,6 +19,8 @@ from edge_audio.backends import TFLiteBackend, choose_artefact, load_backend, so
 from edge_audio.bundle import BundleError, load_bundle
 from edge_audio.cli import main as cli_main
 from edge_audio.errors import ConfigError, DatasetError
+from edge_audio.manifest import Manifest
+from edge_audio.stream import StreamConfig
 from edge_audio.windows import normalise
 
 from .conftest import REPO
@@ -101,7 +103,7 @@ def test_quantize_writes_four_verified_artefacts(bundle_dir):
         "model.int8.tflite",
     ]
     manifest = json.loads((bundle_dir / "manifest.json").read_text())
-    assert manifest["schema_version"] == 1 and manifest["labels"] == ["high", "low"]
+    assert manifest["schema_version"] == 2 and manifest["labels"] == ["high", "low"]
     assert manifest["frontend"]["sample_rate"] == 16000
     assert set(manifest["artefacts"]) == {"onnx-fp32", "onnx-int8", "tflite-fp32", "tflite-int8"}
     for entry in manifest["artefacts"].values():
@@ -215,9 +217,9 @@ def set_in(manifest: dict, path: list[str], value) -> None:
     "name, change, fragment",
     [
         (
-            "missing file",
-            lambda d, m: (d / "model.int8.tflite").unlink(),
-            "missing file model.int8.tflite",
+            "no model file",
+            lambda d, m: [p.unlink() for p in d.glob("model.*")],
+            "none of its model files is here",
         ),
         (
             "changed file",
@@ -255,7 +257,18 @@ def set_in(manifest: dict, path: list[str], value) -> None:
             "the manifest says 5",
         ),
         ("no artefacts", lambda d, m: set_in(m, ["artefacts"], {}), "lists no model files"),
-        ("window", lambda d, m: m["window"].pop("frames"), "'window' is incomplete"),
+        ("window", lambda d, m: m["window"].pop("frames"), "no 'window.frames'"),
+        (
+            "stride",
+            lambda d, m: m["window"].pop("stream_stride_seconds"),
+            "no number 'window.stream_stride_seconds'",
+        ),
+        ("task", lambda d, m: set_in(m, ["task"], "detection"), "does not match"),
+        (
+            "listed as",
+            lambda d, m: set_in(m, ["artefacts", "onnx-fp32", "precision"], "int8"),
+            "is listed as onnx-int8",
+        ),
         (
             "background",
             lambda d, m: set_in(m, ["background_label"], "_noise_"),
@@ -268,6 +281,62 @@ def test_broken_bundles_are_one_clear_error(bundle_dir, tmp_path, name, change, 
     with pytest.raises(BundleError) as info:
         load_bundle(broken)
     assert fragment in str(info.value) and str(broken) in str(info.value), name
+
+
+def test_a_bundle_with_only_the_file_it_runs_loads_and_names_what_was_left(bundle_dir, tmp_path):
+    partial = corrupt(
+        bundle_dir,
+        tmp_path,
+        lambda d, m: [p.unlink() for p in d.glob("model.*") if p.name != "model.int8.tflite"],
+    )
+    bundle = load_bundle(partial)
+    assert set(bundle.artefacts) == {"tflite-int8"}
+    assert set(bundle.absent) == {"onnx-fp32", "onnx-int8", "tflite-fp32"}
+    with pytest.raises(BundleError, match="onnx-fp32 is listed but its file was not copied"):
+        bundle.artefact("onnx", "fp32")
+    # A file that is present is still checked.
+    (partial / "model.int8.tflite").write_bytes(b"\x00" * bundle.artefacts["tflite-int8"].size)
+    with pytest.raises(BundleError, match=r"sha256 mismatch for model\.int8\.tflite"):
+        load_bundle(partial)
+
+
+def test_schema_1_bundles_still_load_with_the_old_stride(bundle_dir, tmp_path):
+    def as_schema_1(d, m):
+        m["schema_version"] = 1
+        del m["window"]["stream_stride_seconds"]
+        m.pop("task")
+
+    old = load_bundle(corrupt(bundle_dir, tmp_path, as_schema_1))
+    assert old.manifest.schema_version == 1
+    assert old.manifest.window.stream_stride_seconds == 0.25
+    assert StreamConfig.for_bundle(old).stride_s == 0.25
+    assert old.labels == load_bundle(bundle_dir).labels
+
+
+def test_the_manifest_round_trips_through_its_dataclasses(bundle_dir):
+    written = json.loads((bundle_dir / "manifest.json").read_text())
+    typed = Manifest.from_dict(written)
+    assert typed.to_dict() == written
+    assert Manifest.from_dict(typed.to_dict()).to_dict() == written
+
+
+def test_pack_keeps_one_runtime_and_the_copy_listens(bundle_dir, tmp_path, capsys):
+    out = tmp_path / "board"
+    args = ["pack", str(bundle_dir), "--artefact", "tflite-int8", "--out", str(out)]
+    assert cli_main(args) == 0
+    assert "pip install 'edge-audio[litert]'" in capsys.readouterr().out
+    kept = sorted(p.name for p in out.iterdir())
+    assert kept == ["card.md", "confusion.png", "manifest.json", "model.int8.tflite"]
+    packed = load_bundle(out)
+    assert list(packed.artefacts) == ["tflite-int8"] and packed.absent == ()
+    assert packed.manifest.labels == load_bundle(bundle_dir).manifest.labels
+    # Refuses to overwrite, and names unknown artefacts.
+    assert cli_main(args) == 2
+    assert "not empty (--force replaces it)" in capsys.readouterr().err
+    assert cli_main([*args, "--force"]) == 0
+    partial = tmp_path / "partial"
+    assert cli_main(["pack", str(out), "--artefact", "onnx-fp32", "--out", str(partial)]) == 2
+    assert "onnx-fp32" in capsys.readouterr().err and not partial.exists()
 
 
 def test_unreadable_manifests(tmp_path, bundle_dir):

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_audio.shipped import demo_recording
 from edge_audio.errors import ConfigError
+from edge_audio.shipped import demo_recording
 from firmware_sim.cli import calibrate
 from firmware_sim.clock import simulate
 from firmware_sim.profiles import builtin_names, load_profile

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from edge_audio.shipped import demo_recording, demo_truth
 from edge_audio.audio import wav_info
+from edge_audio.shipped import demo_recording, demo_truth
 
 from .conftest import REPO
 

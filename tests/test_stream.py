@@ -12,7 +12,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.signal import upfirdn
 
-from edge_audio.shipped import default_model, demo_recording, demo_truth, shipped_models
 from edge_audio.audio import load_audio, write_wav
 from edge_audio.backends import load_backend
 from edge_audio.bundle import load_bundle
@@ -27,6 +26,7 @@ from edge_audio.scoring import (
     score_events,
     score_labels,
 )
+from edge_audio.shipped import default_model, demo_recording, demo_truth, shipped_models
 from edge_audio.stream import EventDetector, LabelTracker, Smoother, StreamConfig, StreamEngine
 
 from .conftest import REPO, shared_dataset
@@ -223,7 +223,7 @@ def test_demo_detections_match_the_truth_with_the_bundles_own_threshold(capsys):
     bundle carries (chosen on held-out FSDD streams by export calibrate, never on
     the demo) and no option tuned for it."""
     bundle = load_bundle(default_model())
-    assert bundle.manifest["stream"]["calibration"]["groups"] == ["theo"]
+    assert bundle.manifest.stream.calibration["groups"] == ["theo"]
     assert main(["listen", "--simulate", str(DEMO), "--truth", str(TRUTH), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert summary["score"]["f1"] >= 0.9, summary["score"]
@@ -280,7 +280,7 @@ def test_listen_simulate_never_imports_heavy_packages():
 def test_music_speech_label_track_follows_a_real_stream(tmp_path):
     data = shared_dataset("music_speech")
     bundle = load_bundle(shipped_models()["music-speech"])
-    held_out = bundle.manifest["training"]["test_groups"]
+    held_out = list(bundle.manifest.training.test_groups)
     music = next(g for g in held_out if g.startswith("music/"))
     speech = next(g for g in held_out if g.startswith("speech/"))
     parts = [load_audio(data / f"{g}.wav", 16000)[0] for g in (music, speech)]

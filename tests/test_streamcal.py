@@ -9,13 +9,13 @@ import shutil
 import numpy as np
 import pytest
 
-from edge_audio.shipped import default_model, demo_recording, shipped_models
 from edge_audio.backends import load_backend
 from edge_audio.bundle import load_bundle
 from edge_audio.errors import ConfigError
+from edge_audio.shipped import default_model, demo_recording, shipped_models
 from edge_audio.stream import StreamConfig, StreamEngine
 
-from .conftest import REPO, shared_dataset
+from .conftest import shared_dataset
 
 pytest.importorskip("torch", reason="the export toolchain needs the train extra")
 
@@ -98,10 +98,10 @@ def test_calibrate_on_held_out_fsdd_writes_manifest_and_card(tmp_path):
     assert recalls == sorted(recalls, reverse=True)  # a higher threshold never finds more
     write_stream_settings(bundle_dir, stream)
     write_stream_settings(bundle_dir, stream)  # idempotent: one section, not two
-    assert load_bundle(bundle_dir).manifest["stream"]["threshold"] == stream["threshold"]
+    assert load_bundle(bundle_dir).manifest.stream.threshold == stream["threshold"]
     card = (bundle_dir / "card.md").read_text()
     assert card.count("## Streaming threshold") == 1 and card.index("## Streaming") < card.index(
         "## Limits"
     )
     # The shipped bundle carries the same calibration (same data, same seed).
-    assert load_bundle(FSDD_BUNDLE).manifest["stream"]["threshold"] == stream["threshold"]
+    assert load_bundle(FSDD_BUNDLE).manifest.stream.threshold == stream["threshold"]

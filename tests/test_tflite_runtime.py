@@ -10,9 +10,9 @@ import subprocess
 import numpy as np
 import pytest
 
-from edge_audio.shipped import default_model
 from edge_audio.backends import load_backend
 from edge_audio.bundle import load_bundle
+from edge_audio.shipped import default_model
 
 from .conftest import REPO
 
