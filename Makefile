@@ -19,7 +19,7 @@ test: $(VENV)/.installed
 	PY=$(PY) scripts/run-tests.sh
 
 lint: $(VENV)/.installed
-	$(PY) -m ruff check . && $(PY) -m ruff format --check .
+	$(PY) -m ruff check . && $(PY) -m ruff format --check . && $(PY) -m mypy
 
 bench-frontend: $(VENV)/.installed
 	$(PY) benchmarks/frontend.py

@@ -18,6 +18,7 @@ import json  # noqa: E402
 import platform  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
+from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -99,7 +100,7 @@ def main() -> None:
     batch = {name: float(np.median(values)) for name, values in rounds.items()}
     hops = stream_hop_us(config, audio, 20000)
 
-    report = {
+    report: dict[str, Any] = {
         "input": "1 s of 16 kHz audio; 512-point FFT, 25 ms window, 10 ms hop, 40 mels",
         "batch_ms_per_second": batch,
         "speedup_vs_librosa": batch["librosa"] / batch["edge_audio"]

@@ -13,6 +13,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -23,7 +24,7 @@ from edge_audio.bench import loop_chunks  # noqa: E402
 from edge_audio.bundle import load_bundle  # noqa: E402
 from edge_audio.meter import peak_rss_mb, rss_mb  # noqa: E402
 from edge_audio.shipped import default_model, demo_recording  # noqa: E402
-from edge_audio.sources import CHUNK_FRAMES  # noqa: E402
+from edge_audio.source import CHUNK_FRAMES  # noqa: E402
 from edge_audio.stream import StreamEngine  # noqa: E402
 
 
@@ -39,7 +40,8 @@ def main() -> None:
     backend = load_backend(bundle)  # int8 TFLite when ai-edge-litert is installed
     samples, rate = load_audio(args.audio, None, allow_silent=True)
     engine = StreamEngine(bundle, backend, rate)
-    fed, events, marks = 0, 0, []
+    fed, events = 0, 0
+    marks: list[float] = []
     cpu0, wall0 = time.process_time(), time.monotonic()
     for chunk in loop_chunks(samples, args.hours * 3600, rate, CHUNK_FRAMES):
         events += len(engine.feed(chunk))
@@ -48,7 +50,7 @@ def main() -> None:
             marks.append(rss_mb())
     cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
     seconds = fed / rate
-    report = {
+    report: dict[str, Any] = {
         "model": bundle.name,
         "backend": backend.describe(),
         "audio_seconds": seconds,

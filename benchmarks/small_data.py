@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -129,7 +130,7 @@ def main() -> int:
     )
     parser.add_argument("--threads", type=int, help="torch threads per process")
     args = parser.parse_args()
-    makers = {
+    makers: dict[str, tuple[Callable[[Path, Path], list[str]], Path]] = {
         "digits": (lay_out_digits, args.data / "fsdd"),
         "digits-ungrouped": (lay_out_digits_ungrouped, args.data / "fsdd"),
         "esc10x5": (lay_out_esc10x5, args.data / "esc50"),

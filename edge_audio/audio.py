@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -70,7 +71,7 @@ def wav_info(path: str | Path) -> WavInfo:
         raise AudioFileError(path, f"cannot open: {exc.strerror or exc}") from None
 
 
-def _parse_header(path: Path, f, file_size: int) -> WavInfo:
+def _parse_header(path: Path, f: BinaryIO, file_size: int) -> WavInfo:
     if file_size == 0:
         raise AudioFileError(path, "empty file")
     head = f.read(12)
@@ -202,7 +203,7 @@ def to_mono(frames: np.ndarray) -> np.ndarray:
         return frames.astype(np.float32, copy=False)
     if frames.shape[1] == 1:
         return np.ascontiguousarray(frames[:, 0], dtype=np.float32)
-    return frames.mean(axis=1, dtype=np.float32)
+    return np.asarray(frames.mean(axis=1, dtype=np.float32))
 
 
 def _read_with_soundfile(path: Path, kind: str) -> tuple[np.ndarray, int]:
@@ -231,7 +232,7 @@ def resample(samples: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
 
     ratio = Fraction(dst_rate, src_rate)
     out = resample_poly(samples, ratio.numerator, ratio.denominator)
-    return out.astype(np.float32, copy=False)
+    return np.asarray(out, dtype=np.float32)
 
 
 def load_audio(

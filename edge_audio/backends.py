@@ -29,7 +29,7 @@ _TFLITE_MODULES = (
 def softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=-1, keepdims=True)
     e = np.exp(shifted)
-    return e / e.sum(axis=-1, keepdims=True)
+    return np.asarray(e / e.sum(axis=-1, keepdims=True))
 
 
 def _installed(module: str) -> bool:
@@ -96,7 +96,7 @@ class OnnxBackend(Backend):
 
     def logits(self, window: np.ndarray) -> np.ndarray:
         (out,) = self.session.run(None, {self.input_name: window[None, None]})
-        return out[0].astype(np.float32)
+        return np.asarray(out[0], dtype=np.float32)
 
 
 class TFLiteBackend(Backend):
@@ -144,7 +144,7 @@ class TFLiteBackend(Backend):
         y = self.interpreter.get_tensor(self.output["index"])[0]
         if self.output_quant is not None:
             y = (y.astype(np.float32) - self.output_quant.zero_point) * self.output_quant.scale
-        return y.astype(np.float32)
+        return np.asarray(y, dtype=np.float32)
 
 
 def available() -> dict[str, str | None]:

@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -87,10 +87,11 @@ def time_calls(call: Callable[[int], object], runs: int, warmup: int) -> np.ndar
 def stride_samples(bundle: Any) -> int:
     from .stream import StreamConfig
 
-    return round(StreamConfig.for_bundle(bundle).stride_s * bundle.frontend.sample_rate)
+    stride: int = round(StreamConfig.for_bundle(bundle).stride_s * bundle.frontend.sample_rate)
+    return stride
 
 
-def loop_chunks(samples: np.ndarray, seconds: float, rate: int, chunk: int):
+def loop_chunks(samples: np.ndarray, seconds: float, rate: int, chunk: int) -> Iterator[np.ndarray]:
     """`seconds` of audio in microphone-sized chunks, the recording repeated."""
     total = round(seconds * rate)
     fed = 0
@@ -111,9 +112,10 @@ def measure_artefact(
     from .audio import read_wav
     from .backends import load_backend
     from .bundle import load_bundle
+    from .deciders import Decider
     from .frontend import LogMel, StreamingLogMel
-    from .sources import CHUNK_FRAMES
-    from .stream import StreamEngine
+    from .source import CHUNK_FRAMES
+    from .stream import StreamConfig, StreamEngine
 
     bundle = load_bundle(bundle_dir)
     fmt, precision = artefact.split("-")
@@ -136,10 +138,12 @@ def measure_artefact(
         lambda i: backend.probabilities(windows[i % len(windows)]), config.runs, config.warmup
     )
 
-    engine = StreamEngine(bundle, backend, rate)
-    engine.frames_seen = frames  # window_span needs a full ring
+    decider = Decider(bundle, StreamConfig.for_bundle(bundle))
+    span = bundle.window_seconds
     decision = time_calls(
-        lambda i: engine.decide(probs[i % len(probs)]), config.runs, config.warmup
+        lambda i: decider.decide(probs[i % len(probs)], i * span, (i + 1) * span),
+        config.runs,
+        config.warmup,
     )
 
     engine = StreamEngine(bundle, backend, rate)
@@ -179,7 +183,7 @@ def first_result(bundle_dir: Path, artefact: str, audio: Path) -> None:
     from .audio import read_wav
     from .backends import load_backend
     from .bundle import load_bundle
-    from .sources import CHUNK_FRAMES
+    from .source import CHUNK_FRAMES
     from .stream import StreamEngine
 
     bundle = load_bundle(bundle_dir)
@@ -231,7 +235,8 @@ def child_json(module: str, args: list[str]) -> dict[str, Any]:
     if code != 0:
         tail = err.strip().splitlines()[-1] if err.strip() else f"exit {code}"
         raise EdgeAudioError(f"bench child {module} {' '.join(args)} failed: {tail}")
-    return json.loads(out.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
 
 
 def cold_start_ms(module: str, args: list[str], repeats: int) -> float | None:
@@ -363,9 +368,12 @@ def bench_bundle(
             "edge_audio.bench", ["--artefact", name, *common], config.cold_starts
         )
         rows.append(row)
-    base = None
+    base: dict[str, Any] | None = None
     if baseline:
-        base = {"model": bundle.name, "name": "baseline: librosa + torch eager fp32"}
+        base = {
+            "model": bundle.name,
+            "name": "baseline: librosa + torch eager fp32",
+        }
         base |= {"params": params, "macs": macs}
         if "skipped" in base_rounds[-1]:
             base["skipped"] = base_rounds[-1]["skipped"]

@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -18,6 +19,7 @@ from . import __version__
 from .audio import load_audio, resample
 from .bundle import load_bundle
 from .datasets import GROUPS_HELP, LAYOUTS, scan
+from .deciders import Event, LabelChange
 from .errors import ConfigError, EdgeAudioError
 from .frontend import FrontendConfig, LogMel
 from .pack import ARTEFACTS
@@ -190,10 +192,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_decision(decision, as_json: bool) -> None:
+def _print_decision(decision: Event | LabelChange, as_json: bool) -> None:
     if as_json:
         print(json.dumps(decision.to_dict()), flush=True)
-    elif decision.type == "event":
+    elif isinstance(decision, Event):
         print(
             f"{decision.time:8.2f} s  event  {decision.label:<14} score {decision.score:.2f}"
             f"  ({decision.start:.2f}-{decision.end:.2f} s)",
@@ -208,7 +210,7 @@ def _print_decision(decision, as_json: bool) -> None:
 
 def cmd_listen(args: argparse.Namespace) -> int:
     from .hooks import CommandHook
-    from .listen import Listener
+    from .listen import DEVICE_LOST, Listener
     from .scoring import check_truth_labels, read_truth, score_events, score_labels
 
     if args.list_devices:
@@ -231,18 +233,12 @@ def cmd_listen(args: argparse.Namespace) -> int:
     source, bundle = listener.source, listener.bundle
     if truth is not None:
         check_truth_labels(truth, bundle.labels, bundle.name)
-    if args.simulate is not None:
-        described = (
-            f"replaying {source.path} ({source.duration:.1f} s at {source.rate} Hz, "
-            f"{'real time' if args.realtime else 'as fast as it can'})"
-        )
-    else:
-        described = f"listening on '{source.name}' at {source.rate} Hz ({source.channels} ch)"
     if not args.json:
         print(
-            f"{bundle.name}: {listener.backend.describe()}, {bundle.task}; {described}", flush=True
+            f"{bundle.name}: {listener.backend.describe()}, {bundle.task}; {source.describe()}",
+            flush=True,
         )
-    decisions: list[dict] = []
+    decisions: list[dict[str, Any]] = []
     listener.on(lambda decision: decisions.append(decision.to_dict()))
     listener.on(lambda decision: _print_decision(decision, args.json))
     hook = CommandHook(args.on_event) if args.on_event else None
@@ -261,13 +257,13 @@ def cmd_listen(args: argparse.Namespace) -> int:
         print(json.dumps(summary), flush=True)
     else:
         _print_summary(summary, bundle.task, args.truth)
-    if summary["ended_by"].startswith("device lost"):
+    if summary["ended_by"].startswith(DEVICE_LOST):
         print(f"edge-audio: error: {summary['ended_by']}", file=sys.stderr)
         return 3
     return 130 if summary["ended_by"] == "interrupt" else 0
 
 
-def _print_summary(summary: dict, task: str, truth: Path | None) -> None:
+def _print_summary(summary: dict[str, Any], task: str, truth: Path | None) -> None:
     lat = summary["latency_ms"]
     print(
         f"summary: {summary['windows']} windows, {summary['events']} "
@@ -295,7 +291,7 @@ def _print_summary(summary: dict, task: str, truth: Path | None) -> None:
 
 
 def list_input_devices() -> int:
-    from .sources import input_devices, open_pyaudio
+    from .microphone import input_devices, open_pyaudio
 
     pa = open_pyaudio()
     try:
@@ -584,7 +580,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             # argparse's REMAINDER would not take an option as its first word.
             return forward_to_export(argv[1:])
         args = build_parser().parse_args(argv)
-        return args.func(args)
+        code: int = args.func(args)
+        return code
     except EdgeAudioError as exc:
         print(f"edge-audio: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

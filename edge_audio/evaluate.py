@@ -59,7 +59,7 @@ def clip_probabilities(
     if features.shape[0] == 0:
         raise ValueError("shorter than one analysis window")
     windows = bundle.window.clip_windows(features, bundle.frontend.floor_db)
-    return backend.probabilities(windows).mean(axis=0)
+    return np.asarray(backend.probabilities(windows).mean(axis=0))
 
 
 def evaluate(

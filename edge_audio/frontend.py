@@ -211,7 +211,7 @@ class LogMel:
         np.maximum(mel, self._floor, out=mel)
         np.log10(mel, out=mel)
         mel *= np.float32(10.0)
-        return mel
+        return np.asarray(mel)
 
     def stream(self) -> StreamingLogMel:
         return StreamingLogMel(self)
@@ -263,4 +263,4 @@ def mfcc(logmel_db: np.ndarray, n_mfcc: int = 13) -> np.ndarray:
     if not 0 < n_mfcc <= logmel_db.shape[-1]:
         raise ConfigError(f"n_mfcc must be in 1..{logmel_db.shape[-1]}, got {n_mfcc}")
     coeffs = scipy.fft.dct(logmel_db, type=2, norm="ortho", axis=-1)[..., :n_mfcc]
-    return coeffs.astype(np.float32, copy=False)
+    return np.asarray(coeffs, dtype=np.float32)

@@ -50,7 +50,9 @@ def classification_report(
     }
 
 
-def format_confusion(matrix: np.ndarray | list, labels: Sequence[str], width: int = 5) -> str:
+def format_confusion(
+    matrix: np.ndarray | list[list[int]], labels: Sequence[str], width: int = 5
+) -> str:
     """The confusion matrix as aligned text (rows: truth, columns: predicted).
 
     Names never get cut: when one is too long for a column, the columns are

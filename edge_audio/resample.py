@@ -19,7 +19,7 @@ def lowpass_taps(numtaps: int, cutoff: float, beta: float = 5.0) -> np.ndarray:
     `cutoff` is a fraction of the Nyquist frequency."""
     n = np.arange(numtaps) - (numtaps - 1) / 2
     taps = cutoff * np.sinc(cutoff * n) * np.kaiser(numtaps, beta)
-    return taps / taps.sum()
+    return np.asarray(taps / taps.sum())
 
 
 class StreamingResampler:
@@ -64,4 +64,4 @@ class StreamingResampler:
         keep_from = final * self.down // self.up - self.width + 1
         self._buffer = self._buffer[keep_from - self._buffer_start :]
         self._buffer_start = keep_from
-        return out.astype(np.float32)
+        return np.asarray(out, dtype=np.float32)

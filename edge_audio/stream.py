@@ -3,21 +3,25 @@
     chunk -> resampler -> streaming log-mel (new frames only) -> ring of frames
           -> every stride: window -> backend -> posterior smoothing -> decider
 
-The engine owns the state (buffers, interpreter); the deciders only decide,
-as in silero-vad's split between model wrapper and iterator. Every buffer has a
+The engine owns the state (buffers, interpreter); the deciders (deciders.py)
+only decide, as in silero-vad's split between model wrapper and iterator. A
+per-window hook lets the threshold calibration, the Arm check and bench watch
+every window's probabilities without subclassing the engine. Every buffer has a
 fixed size, so memory stays flat however long it runs.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .backends import Backend
 from .bundle import Bundle
+from .deciders import Decider, Decision
 from .errors import ConfigError
 from .frontend import StreamingLogMel
 from .resample import StreamingResampler
@@ -60,120 +64,6 @@ class StreamConfig:
         return cls(**settings)
 
 
-@dataclass(frozen=True)
-class Event:
-    """A detection: `start`/`end`/`time` are seconds of stream time, `wall` Unix time."""
-
-    label: str
-    score: float
-    start: float
-    end: float
-    time: float
-    wall: float
-    type: str = "event"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class LabelChange:
-    """Classification mode: the smoothed label changed at stream time `time`."""
-
-    label: str
-    score: float
-    time: float
-    wall: float
-    type: str = "label"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-class Smoother:
-    """Moving average of the last `n` posteriors, in a fixed ring."""
-
-    def __init__(self, n: int, classes: int) -> None:
-        self.ring = np.zeros((n, classes))
-        self.count = 0
-
-    def push(self, probs: np.ndarray) -> np.ndarray:
-        self.ring[self.count % len(self.ring)] = probs
-        self.count += 1
-        return self.ring[: min(self.count, len(self.ring))].mean(axis=0)
-
-
-class EventDetector:
-    """An event when one non-background label's smoothed score stays at or above
-    the threshold for `min_count` windows; then nothing for `suppression_s`."""
-
-    def __init__(self, labels: list[str], background: str | None, config: StreamConfig) -> None:
-        self.labels = labels
-        self.background = labels.index(background) if background in labels else None
-        self.config = config
-        self.run_label: int | None = None
-        self.run_count = 0
-        self.run_start = 0.0
-        self.run_best = 0.0
-        self.quiet_until = -np.inf
-
-    def decide(self, smoothed: np.ndarray, window_start: float, window_end: float) -> Event | None:
-        scores = smoothed.copy()
-        if self.background is not None:
-            scores[self.background] = -1.0
-        best = int(np.argmax(scores))
-        if scores[best] < self.config.threshold or window_end < self.quiet_until:
-            self.run_label, self.run_count = None, 0
-            return None
-        if best != self.run_label:
-            self.run_label, self.run_count = best, 0
-            self.run_start, self.run_best = window_start, 0.0
-        self.run_count += 1
-        self.run_best = max(self.run_best, float(scores[best]))
-        if self.run_count < self.config.min_count:
-            return None
-        self.run_label, self.run_count = None, 0
-        self.quiet_until = window_end + self.config.suppression_s
-        return Event(
-            self.labels[best], self.run_best, self.run_start, window_end, window_end, time.time()
-        )
-
-
-class LabelTracker:
-    """One smoothed label per stride; a LabelChange when it differs from the last."""
-
-    def __init__(self, labels: list[str]) -> None:
-        self.labels = labels
-        self.current: int | None = None
-
-    def decide(
-        self, smoothed: np.ndarray, window_start: float, window_end: float
-    ) -> LabelChange | None:
-        best = int(np.argmax(smoothed))
-        if best == self.current:
-            return None
-        self.current = best
-        return LabelChange(self.labels[best], float(smoothed[best]), window_end, time.time())
-
-
-class Decider:
-    """What turns one window's probabilities into decisions: the moving average,
-    then the event detector (bundles with a background class) or the label
-    tracker. The engine owns one; the bench baseline and the threshold
-    calibration use the same."""
-
-    def __init__(self, bundle: Bundle, config: StreamConfig) -> None:
-        self.smoother = Smoother(config.smoothing, len(bundle.labels))
-        self.rule: EventDetector | LabelTracker
-        if bundle.task == "detection":
-            self.rule = EventDetector(bundle.labels, bundle.background_label, config)
-        else:
-            self.rule = LabelTracker(bundle.labels)
-
-    def decide(self, probs: np.ndarray, start: float, end: float) -> Event | LabelChange | None:
-        return self.rule.decide(self.smoother.push(probs), start, end)
-
-
 class LatencyLog:
     """The last `size` per-window latencies, for percentiles, in a fixed array."""
 
@@ -195,31 +85,48 @@ class LatencyLog:
         }
 
 
+# Called for every scored window: (probabilities, window start s, window end s).
+WindowHook = Callable[[np.ndarray, float, float], None]
+
+
 class StreamEngine:
     """Feed chunks at the source rate; get decisions back."""
 
     def __init__(
-        self, bundle: Bundle, backend: Backend, source_rate: int, config: StreamConfig | None = None
+        self,
+        bundle: Bundle,
+        backend: Backend,
+        source_rate: int,
+        config: StreamConfig | None = None,
+        on_window: WindowHook | None = None,
     ) -> None:
         self.bundle = bundle
         self.backend = backend
         self.config = config or StreamConfig.for_bundle(bundle)
+        self.on_window = on_window
         frontend = bundle.frontend
-        self.resampler = StreamingResampler(source_rate, frontend.sample_rate)
         self.resampler_source_rate = source_rate
-        self.features = StreamingLogMel(frontend)
         frames, mels = bundle.input_shape[2:]
         self.ring = np.full((frames, mels), -100.0, dtype=np.float32)
-        self.frames_seen = 0
         self.stride_frames = max(
             1, round(self.config.stride_s * frontend.sample_rate / frontend.hop_length)
         )
-        self.decider = Decider(bundle, self.config)
         self.latency = LatencyLog()
-        self.windows = 0
         self.frame_seconds = frontend.hop_length / frontend.sample_rate
+        self.reset()
 
-    def feed(self, chunk: np.ndarray) -> list[Event | LabelChange]:
+    def reset(self) -> None:
+        """Forget the stream: a new recording starts from silence, as at start-up.
+        The interpreter and every buffer are kept; latency figures too."""
+        frontend = self.bundle.frontend
+        self.resampler = StreamingResampler(self.resampler_source_rate, frontend.sample_rate)
+        self.features = StreamingLogMel(frontend)
+        self.ring.fill(-100.0)
+        self.frames_seen = 0
+        self.decider = Decider(self.bundle, self.config)
+        self.windows = 0
+
+    def feed(self, chunk: np.ndarray) -> list[Decision]:
         decisions = []
         start = time.perf_counter()
         frames = self.features.push(self.resampler.process(chunk))
@@ -256,7 +163,7 @@ class StreamEngine:
         self.ring[pos : pos + head] = block[:head]
         self.ring[: len(block) - head] = block[head:]
 
-    def flush(self) -> list[Event | LabelChange]:
+    def flush(self) -> list[Decision]:
         """End of input: a window's worth of silence lets the last sound reach the
         middle of the window, as the microphone's next second would have."""
         silence = np.zeros(
@@ -269,7 +176,7 @@ class StreamEngine:
         split = self.frames_seen % len(self.ring)
         return np.concatenate((self.ring[split:], self.ring[:split]))
 
-    def _score_window(self) -> Event | LabelChange | None:
+    def _score_window(self) -> Decision | None:
         probs = self.backend.probabilities(self._window())[0]
         self.windows += 1
         return self.decide(probs)
@@ -285,6 +192,9 @@ class StreamEngine:
         )
         return max(end - self.bundle.window_seconds, 0.0), end
 
-    def decide(self, probs: np.ndarray) -> Event | LabelChange | None:
+    def decide(self, probs: np.ndarray) -> Decision | None:
         """Smooth one window's probabilities and let the decider decide."""
-        return self.decider.decide(probs, *self.window_span())
+        start, end = self.window_span()
+        if self.on_window is not None:
+            self.on_window(probs, start, end)
+        return self.decider.decide(probs, start, end)

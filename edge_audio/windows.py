@@ -112,4 +112,4 @@ def normalise(windows: np.ndarray, dynamic_range: float | None) -> np.ndarray:
         return (x + np.float32(50.0)) / np.float32(50.0)
     peak = x.max(axis=(-2, -1), keepdims=True)
     relative = np.maximum(x - peak, np.float32(-dynamic_range))
-    return relative / np.float32(dynamic_range / 2) + np.float32(1.0)
+    return np.asarray(relative / np.float32(dynamic_range / 2) + np.float32(1.0))

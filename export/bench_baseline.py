@@ -28,8 +28,9 @@ from edge_audio.bench import (
     time_calls,
 )
 from edge_audio.bundle import Bundle, load_bundle
-from edge_audio.sources import CHUNK_FRAMES
-from edge_audio.stream import Decider, StreamConfig
+from edge_audio.deciders import Decider
+from edge_audio.source import CHUNK_FRAMES
+from edge_audio.stream import StreamConfig
 from edge_audio.windows import normalise
 
 

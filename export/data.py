@@ -246,7 +246,8 @@ def coloured_noise(n: int, colour: str, rng: np.random.Generator) -> np.ndarray:
     """Unit-RMS white, pink or brown noise."""
     spectrum = np.fft.rfft(rng.standard_normal(n))
     f = np.maximum(np.arange(spectrum.size), 1.0)
-    spectrum /= {"white": 1.0, "pink": np.sqrt(f), "brown": f}[colour]
+    shapes: dict[str, float | np.ndarray] = {"white": 1.0, "pink": np.sqrt(f), "brown": f}
+    spectrum /= shapes[colour]
     x = np.fft.irfft(spectrum, n)
     return (x / max(np.sqrt(np.mean(x**2)), 1e-12)).astype(np.float32)
 

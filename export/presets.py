@@ -6,6 +6,7 @@ usually holds (8 kHz spoken digits, 5 s environmental clips, 15-30 s music)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from edge_audio.frontend import FrontendConfig
 
@@ -13,7 +14,7 @@ from .augment import AugmentConfig
 
 # Size presets of the model zoo (export/zoo.py), kept here so that `--help`
 # and argument checks work without importing torch.
-SIZES = {
+SIZES: dict[str, dict[str, dict[str, Any]]] = {
     "dscnn": {
         "small": {"width": 64, "depth": 4},
         "medium": {"width": 96, "depth": 4},

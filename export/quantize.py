@@ -155,7 +155,7 @@ def load_run(root: Path) -> Run:
     )
 
 
-def fold_batchnorm(model) -> None:
+def fold_batchnorm(model: Any) -> None:
     """Fold every Conv2d -> BatchNorm2d pair: the exported graphs then hold only
     Conv, ReLU, pooling and Linear, and int8 scales cover the folded weights."""
     import torch
@@ -165,6 +165,7 @@ def fold_batchnorm(model) -> None:
         children = list(module.named_children())
         for (_, conv), (bn_name, bn) in itertools.pairwise(children):
             if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                assert bn.running_var is not None and bn.running_mean is not None
                 scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
                 with torch.no_grad():
                     conv.weight.mul_(scale.reshape(-1, 1, 1, 1))
@@ -350,6 +351,7 @@ def export_tflite_int8(
     )
     if qat:
         prepared = quantize_pt2e.prepare_qat_pt2e(exported, quantizer)
+        assert training is not None, "quantisation-aware fine-tuning needs the training data"
         qat_finetune(prepared, run, training, qat_epochs, seed)
     else:
         prepared = quantize_pt2e.prepare_pt2e(exported, quantizer)

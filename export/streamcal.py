@@ -24,11 +24,12 @@ from edge_audio.audio import load_audio
 from edge_audio.backends import load_backend
 from edge_audio.bundle import Bundle, load_bundle, read_manifest, write_manifest
 from edge_audio.datasets import LAYOUTS, describe_groups, scan
+from edge_audio.deciders import Decider
 from edge_audio.errors import ConfigError, DatasetError
 from edge_audio.manifest import StreamSettings
 from edge_audio.scoring import Segment, precision_recall_f1, score_events
-from edge_audio.sources import CHUNK_FRAMES
-from edge_audio.stream import Decider, StreamConfig, StreamEngine
+from edge_audio.source import CHUNK_FRAMES
+from edge_audio.stream import StreamConfig, StreamEngine
 
 from .data import coloured_noise
 
@@ -72,24 +73,19 @@ def make_streams(
     return streams
 
 
-class RecordingEngine(StreamEngine):
-    """The device engine, remembering each window's probabilities and span."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.record: list[tuple[np.ndarray, float, float]] = []
-
-    def decide(self, probs: np.ndarray):
-        self.record.append((probs, *self.window_span()))
-        return super().decide(probs)
-
-
 def posteriors(bundle: Bundle, backend: Any, audio: np.ndarray, rate: int) -> list:
-    engine = RecordingEngine(bundle, backend, rate)
+    """Each window's probabilities and span, through the device engine."""
+    record: list[tuple[np.ndarray, float, float]] = []
+    engine = StreamEngine(
+        bundle,
+        backend,
+        rate,
+        on_window=lambda probs, start, end: record.append((probs, start, end)),
+    )
     for i in range(0, audio.size, CHUNK_FRAMES):  # microphone-sized, as listen feeds them
         engine.feed(audio[i : i + CHUNK_FRAMES])
     engine.flush()
-    return engine.record
+    return record
 
 
 def events_at(bundle: Bundle, record: list, config: StreamConfig) -> list[dict[str, Any]]:

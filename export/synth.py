@@ -79,7 +79,9 @@ def trim_silence(samples: np.ndarray, threshold: float = 0.01) -> np.ndarray:
     return samples[loud[0] : loud[-1] + 1]
 
 
-def voices(rng: np.random.Generator, count: int, exclude: set[str] = frozenset()) -> list[Voice]:
+def voices(
+    rng: np.random.Generator, count: int, exclude: frozenset[str] | set[str] = frozenset()
+) -> list[Voice]:
     """`count` distinct random voices (accent, variant, speed, pitch)."""
     chosen: dict[str, Voice] = {}
     while len(chosen) < count:

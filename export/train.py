@@ -351,7 +351,7 @@ def fit(
     n_classes = len(clips.labels)
     mels = clips.clips[0].features.shape[1]
     core = build_model(ModelSpec(settings.model, settings.size, n_classes, (plan.frames, mels)))
-    core.dynamic_range = settings.dynamic_range  # read by run_model
+    core.dynamic_range = settings.dynamic_range  # type: ignore[assignment]  # read by run_model
     core.to(world.device)
     model = world.wrap(core)
     train_windows = index_windows(clips, split.train, plan)
@@ -381,7 +381,7 @@ def fit(
     )
     total = schedule.total_steps
     if settings.schedule == "onecycle":
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        scheduler: torch.optim.lr_scheduler.LRScheduler = torch.optim.lr_scheduler.OneCycleLR(
             optimiser, max_lr=settings.lr, total_steps=total, pct_start=0.15
         )
     else:

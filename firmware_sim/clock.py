@@ -18,11 +18,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
 
-from edge_audio.stream import Event, LabelChange, StreamEngine
+from edge_audio.deciders import Event, LabelChange
+from edge_audio.stream import StreamEngine
 
 Decision = Event | LabelChange
 
@@ -103,7 +105,7 @@ def simulate(
             ready = (offset + pending.size) / rate
             start = max(free_at, ready)
         chunk = pending
-        decisions, cost = measure(lambda chunk=chunk: engine.feed(chunk))
+        decisions, cost = measure(partial(engine.feed, chunk))
         finish = start + cost * slowdown
         report.busy_s += cost * slowdown
         report.periods += 1

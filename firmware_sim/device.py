@@ -23,7 +23,7 @@ from edge_audio.backends import load_backend
 from edge_audio.bundle import load_bundle
 from edge_audio.errors import EdgeAudioError
 from edge_audio.meter import peak_address_space_mb, peak_rss_mb
-from edge_audio.sources import CHUNK_FRAMES
+from edge_audio.source import CHUNK_FRAMES
 from edge_audio.stream import StreamConfig, StreamEngine
 
 from .clock import Decision, simulate

@@ -23,25 +23,17 @@ sys.path.insert(0, str(REPO))
 
 from edge_audio.backends import load_backend  # noqa: E402
 from edge_audio.bundle import load_bundle  # noqa: E402
+from edge_audio.file_source import FileSource  # noqa: E402
 from edge_audio.shipped import demo_recording, shipped_models  # noqa: E402
-from edge_audio.sources import FileSource  # noqa: E402
 from edge_audio.stream import StreamEngine  # noqa: E402
 
 MODELS = tuple(shipped_models())
 TOLERANCE = {"fp32": 1e-4, "int8": 1 / 255}
 
 
-class Recording:
-    """A backend that remembers every window's probabilities."""
-
-    def __init__(self, backend) -> None:
-        self.backend = backend
-        self.windows: list[list[float]] = []
-
-    def probabilities(self, windows: np.ndarray) -> np.ndarray:
-        probs = self.backend.probabilities(windows)
-        self.windows.extend(probs.tolist())
-        return probs
+def recorder(windows: list[list[float]]):
+    """A per-window hook that keeps every window's probabilities."""
+    return lambda probs, start, end: windows.append(probs.tolist())
 
 
 def run(audio: Path, models: list[str]) -> dict:
@@ -50,16 +42,16 @@ def run(audio: Path, models: list[str]) -> dict:
         bundle = load_bundle(shipped_models()[model])
         for precision in ("fp32", "int8"):
             backend = load_backend(bundle, "tflite", precision)
-            recording = Recording(backend)
+            windows: list[list[float]] = []
             source = FileSource(audio)
-            engine = StreamEngine(bundle, recording, source.rate)  # type: ignore[arg-type]
+            engine = StreamEngine(bundle, backend, source.rate, on_window=recorder(windows))
             events = []
             for chunk in source.chunks():
                 events += engine.feed(chunk)
             events += engine.flush()
             results[f"{model}/tflite-{precision}"] = {
                 "runtime": backend.describe(),
-                "probabilities": recording.windows,
+                "probabilities": windows,
                 "events": [{k: v for k, v in e.to_dict().items() if k != "wall"} for e in events],
             }
     return {"machine": platform.machine(), "python": platform.python_version(), "runs": results}

@@ -34,7 +34,7 @@ def speechlike(seconds: float = 2.0, rate: int = 16000, seed: int = 0) -> np.nda
     return x.astype(np.float32)
 
 
-def librosa_logmel(x: np.ndarray, cfg: FrontendConfig) -> np.ndarray:
+def librosa_logmel(x: np.ndarray, cfg: FrontendConfig) -> tuple[np.ndarray, np.ndarray]:
     """librosa reference with the same parameters. librosa centres the window in the
     n_fft frame, so shift the signal by the left pad to get the same frames."""
     lpad = (cfg.n_fft - cfg.win_length) // 2

@@ -16,6 +16,7 @@ from edge_audio.audio import load_audio, write_wav
 from edge_audio.backends import load_backend
 from edge_audio.bundle import load_bundle
 from edge_audio.cli import main
+from edge_audio.deciders import EventDetector, LabelTracker, Smoother
 from edge_audio.errors import ConfigError
 from edge_audio.resample import StreamingResampler
 from edge_audio.scoring import (
@@ -27,7 +28,7 @@ from edge_audio.scoring import (
     score_labels,
 )
 from edge_audio.shipped import default_model, demo_recording, demo_truth, shipped_models
-from edge_audio.stream import EventDetector, LabelTracker, Smoother, StreamConfig, StreamEngine
+from edge_audio.stream import StreamConfig, StreamEngine
 
 from .conftest import REPO, shared_dataset
 
@@ -344,7 +345,7 @@ def test_python_api_iterates_and_calls_back():
 
 def test_file_source_streams_wav_in_microphone_sized_chunks(tmp_path):
     from edge_audio.audio import read_wav
-    from edge_audio.sources import FileSource
+    from edge_audio.file_source import FileSource
 
     x = np.random.default_rng(0).uniform(-0.5, 0.5, (5000, 2))
     path = tmp_path / "stereo24.wav"
@@ -359,7 +360,7 @@ def test_file_source_streams_wav_in_microphone_sized_chunks(tmp_path):
 
 def test_file_source_rejects_empty_and_missing_files(tmp_path):
     from edge_audio.errors import AudioFileError
-    from edge_audio.sources import FileSource
+    from edge_audio.file_source import FileSource
 
     empty = tmp_path / "empty.wav"
     write_wav(empty, np.zeros(0), 16000)

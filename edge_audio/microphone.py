@@ -1,81 +1,21 @@
-"""Audio sources for the stream: chunks of float32 samples at the source's own
-rate. A file is replayed in the chunk size a microphone delivers, so the
-simulation runs exactly the device path."""
+"""A microphone as a Source: PyAudio (PortAudio) capture at the device's own
+rate, in a callback that never blocks, and the helpers that find the device."""
 
 from __future__ import annotations
 
 import contextlib
 import queue
-import time
 from collections.abc import Iterator
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from .audio import WavInfo, iter_wav, load_audio, wav_info
-from .errors import AudioFileError, EdgeAudioError, MissingDependencyError
+from .errors import EdgeAudioError, MissingDependencyError
 from .native import quiet_stderr
-
-CHUNK_FRAMES = 1024  # what a USB microphone's driver typically hands over per read
-
-
-class FileSource:
-    """A recording replayed in microphone-sized chunks. WAV is read from disk chunk
-    by chunk (memory stays flat however long the file); other formats are decoded
-    whole through soundfile."""
-
-    def __init__(
-        self, path: str | Path, chunk_frames: int = CHUNK_FRAMES, realtime: bool = False
-    ) -> None:
-        self.path = Path(path)
-        self.chunk_frames = chunk_frames
-        self.realtime = realtime
-        self.overflows = 0  # a file never overflows; the field mirrors a microphone's
-        self.wav: WavInfo | None = None
-        self.samples: np.ndarray | None = None
-        if _is_riff(self.path):
-            self.wav = wav_info(self.path)
-            if self.wav.n_frames == 0:
-                raise AudioFileError(self.path, "no samples (zero-length audio)")
-            self.rate, self.n_frames = self.wav.sample_rate, self.wav.n_frames
-        else:
-            self.samples, self.rate = load_audio(self.path, None, allow_silent=True)
-            self.n_frames = self.samples.size
-
-    @property
-    def duration(self) -> float:
-        return self.n_frames / self.rate
-
-    def _raw_chunks(self) -> Iterator[np.ndarray]:
-        if self.wav is not None:
-            yield from iter_wav(self.wav, self.chunk_frames)
-        else:
-            assert self.samples is not None
-            for i in range(0, self.samples.size, self.chunk_frames):
-                yield self.samples[i : i + self.chunk_frames]
-
-    def chunks(self) -> Iterator[np.ndarray]:
-        start, played = time.monotonic(), 0
-        for chunk in self._raw_chunks():
-            played += chunk.size
-            if self.realtime:  # pace to the wall clock, as a microphone would
-                time.sleep(max(0.0, start + played / self.rate - time.monotonic()))
-            yield chunk
+from .source import CHUNK_FRAMES, DeviceLost
 
 
-def _is_riff(path: Path) -> bool:
-    try:
-        with path.open("rb") as f:
-            return f.read(4) == b"RIFF"
-    except OSError as exc:
-        raise AudioFileError(path, f"cannot open: {exc.strerror or exc}") from None
-
-
-class DeviceLost(Exception):
-    """The input device stopped delivering audio (unplugged, server gone)."""
-
-
-def _pyaudio():
+def _pyaudio() -> Any:
     try:
         import pyaudio
     except ImportError:
@@ -83,14 +23,14 @@ def _pyaudio():
     return pyaudio
 
 
-def open_pyaudio():
+def open_pyaudio() -> Any:
     """PyAudio, with PortAudio's probing chatter (ALSA, JACK) kept off the terminal."""
     pyaudio = _pyaudio()
     with quiet_stderr():
         return pyaudio.PyAudio()
 
 
-def input_devices(pa) -> list[dict]:
+def input_devices(pa: Any) -> list[dict[str, Any]]:
     devices = []
     for i in range(pa.get_device_count()):
         info = pa.get_device_info_by_index(i)
@@ -99,13 +39,14 @@ def input_devices(pa) -> list[dict]:
     return devices
 
 
-def find_device(pa, wanted: str | None) -> dict:
+def find_device(pa: Any, wanted: str | None) -> dict[str, Any]:
     devices = input_devices(pa)
     if not devices:
         raise EdgeAudioError("no audio input device found (is a microphone plugged in?)")
     if wanted is None:
         try:
-            return pa.get_default_input_device_info()
+            default: dict[str, Any] = pa.get_default_input_device_info()
+            return default
         except OSError:
             return devices[0]
     if wanted.isdigit():
@@ -158,7 +99,9 @@ class MicSource:
             self.pa.terminate()
             raise EdgeAudioError(f"cannot open input device '{self.name}': {exc}") from None
 
-    def _callback(self, data: bytes, frames: int, time_info: dict, status: int):
+    def _callback(
+        self, data: bytes, frames: int, time_info: dict[str, float], status: int
+    ) -> tuple[None, int]:
         if status & self._overflow_flag:
             self.overflows += 1
         try:
@@ -178,6 +121,9 @@ class MicSource:
                 ) from None
             frames = np.frombuffer(data, dtype=np.float32).reshape(-1, self.channels)
             yield frames.mean(axis=1) if self.channels > 1 else frames[:, 0]
+
+    def describe(self) -> str:
+        return f"listening on '{self.name}' at {self.rate} Hz ({self.channels} ch)"
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
