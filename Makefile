@@ -10,13 +10,18 @@ DEVICE_PY := $(DEVICE_VENV)/bin/python
 # torch is pinned: an unpinned torch pulls gigabytes of CUDA packages.
 TORCH := torch==2.13.0
 
-.PHONY: wheel-check demo test lint bench bench-frontend bench-listen bench-small arm-check sim demo-audio models clean
+.PHONY: wheel-check test-device demo test lint bench bench-frontend bench-listen bench-small arm-check sim demo-audio models clean
 
 demo: $(DEVICE_VENV)/.installed
 	$(DEVICE_VENV)/bin/edge-audio listen --demo
 
 test: $(VENV)/.installed
 	PY=$(PY) scripts/run-tests.sh
+
+# The device side's tests in the light device venv (no torch, onnx or librosa;
+# a skip is a failure there): about a minute.
+test-device: $(DEVICE_VENV)/.installed
+	PY=$(DEVICE_PY) scripts/run-device-tests.sh
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check . && $(PY) -m ruff format --check . && $(PY) -m mypy

@@ -419,6 +419,8 @@ class Manifest:
         if version < OLDEST_SCHEMA:
             raise ManifestError(f"unknown schema version {version}")
         labels = _get(data, "labels", list, "")
+        if not labels or not all(isinstance(label, str) for label in labels):
+            raise ManifestError("manifest 'labels' must be a non-empty list of names")
         try:
             frontend = FrontendConfig.from_dict(_section(data, "frontend"))  # type: ignore[arg-type]
         except EdgeAudioError as exc:

@@ -541,7 +541,7 @@ def check_thresholds(results: dict[str, dict[str, Any]]) -> list[str]:
         if fp32 and int8 and fp32["accuracy"] - int8["accuracy"] > INT8_MAX_DROP:
             failures.append(
                 f"{fmt}-int8 accuracy {100 * int8['accuracy']:.2f}% is more than "
-                f"1 point below fp32 ({100 * fp32['accuracy']:.2f}%)"
+                f"{100 * INT8_MAX_DROP:g} point(s) below fp32 ({100 * fp32['accuracy']:.2f}%)"
             )
     return failures
 

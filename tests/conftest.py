@@ -18,3 +18,36 @@ def shared_dataset(name: str) -> Path:
             pytest.fail(reason + ", and EDGE_AUDIO_REQUIRE_SHARED is set")
         pytest.skip(reason)
     return path
+
+
+# The device lane (scripts/run-device-tests.sh) runs the tests of the device side
+# in a venv with only what a board installs (numpy, scipy, ai-edge-litert) plus
+# pytest: these modules need the toolchain, a reference library, the old
+# tflite-runtime venv or a sound server, and run in the full lane instead.
+DEVICE_LANE = os.environ.get("EDGE_AUDIO_DEVICE_LANE") == "1"
+FULL_LANE_ONLY = {
+    "test_train.py",  # torch
+    "test_recipe.py",  # torch
+    "test_streamcal.py",  # the export toolchain
+    "test_bundle.py",  # builds a bundle with torch and litert-torch
+    "test_frontend_reference.py",  # librosa
+    "test_tflite_runtime.py",  # the numpy<2 tflite-runtime venv
+    "test_listen_mic.py",  # pyaudio (portaudio19-dev) and PulseAudio
+}
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    if DEVICE_LANE and collection_path.name in FULL_LANE_ONLY:
+        return True
+    return None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    """In the device lane a skip is a failure: a device test that cannot run on
+    the device install is exactly what the lane is there to find."""
+    outcome = yield
+    report = outcome.get_result()
+    if DEVICE_LANE and report.skipped:
+        report.outcome = "failed"
+        report.longrepr = f"skipped in the device lane: {report.longrepr}"

@@ -98,6 +98,7 @@ def test_ratios_are_baseline_over_edge_audio_and_mac_rate_against_peak():
     assert lonely["speedup_vs_baseline"] is None
 
 
+@pytest.mark.toolchain
 def test_reports_are_json_markdown_and_a_chart(tmp_path):
     pytest.importorskip("matplotlib")
     row, base = _row("tflite-int8", 0.1, 0.2, 70.0), _row("baseline: librosa", 2.0, 1.0, 420.0)
@@ -130,6 +131,7 @@ def run_bench(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
+@pytest.mark.toolchain  # the baseline is librosa + torch; the ONNX rows need onnxruntime
 def test_bench_measures_every_artefact_and_the_baseline_in_one_run(tmp_path):
     result = run_bench(
         "--model", "fsdd-digits", "--runs", "30", "--warmup", "3",

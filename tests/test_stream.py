@@ -28,6 +28,7 @@ from edge_audio.scoring import (
     score_labels,
 )
 from edge_audio.shipped import default_model, demo_recording, demo_truth, shipped_models
+from edge_audio.source import DeviceLost
 from edge_audio.stream import StreamConfig, StreamEngine
 
 from .conftest import REPO, shared_dataset
@@ -147,29 +148,58 @@ def test_engine_scores_the_batch_windows_whatever_the_chunking(sizes, stride_s):
         np.testing.assert_allclose(window, features[end - frames : end], atol=1e-3)
 
 
-def test_engine_memory_stays_flat():
+def held_state(obj: object, seen: set[int] | None = None) -> dict[str, int]:
+    """Every buffer the engine holds, by path: an array's bytes, a container's
+    length, walked through the engine's own objects (resampler, frontend,
+    decider, latency log). Anything that grows with the stream shows here."""
+    seen = set() if seen is None else seen
+    sizes: dict[str, int] = {}
+    if id(obj) in seen:
+        return sizes
+    seen.add(id(obj))
+    for name, value in vars(obj).items():
+        if isinstance(value, np.ndarray):
+            sizes[name] = value.nbytes
+        elif isinstance(value, (list, dict, set, tuple, bytes, bytearray)):
+            sizes[name] = len(value)
+        elif type(value).__module__.startswith("edge_audio") and hasattr(value, "__dict__"):
+            if name in ("bundle", "backend"):  # loaded once, not stream state
+                continue
+            for inner, size in held_state(value, seen).items():
+                sizes[f"{name}.{inner}"] = size
+    return sizes
+
+
+def test_engine_memory_stays_flat_over_ten_minutes_of_audio():
+    bundle = load_bundle(FSDD)
+    engine = StreamEngine(bundle, load_backend(bundle), 44100)  # resampling too
+    rng = np.random.default_rng(0)
+    chunk = 1024
+
+    def feed(seconds: float) -> None:
+        for _ in range(round(seconds * 44100 / chunk)):
+            engine.feed(rng.normal(0, 0.01, chunk).astype(np.float32))
+
+    feed(5)
+    early = held_state(engine)
+    assert {"ring", "resampler._buffer", "decider.smoother.ring", "latency.values"} <= set(early)
+    windows_early = engine.windows
+    feed(600)
+    late = held_state(engine)
+    assert set(late) == set(early)
+    grown = {k: (early[k], late[k]) for k in early if late[k] > early[k] + 8 * chunk}
+    assert not grown, f"buffers that grew over 10 minutes of audio: {grown}"
+    assert engine.windows - windows_early == pytest.approx(600 / 0.25, abs=2)
+
+
+def test_the_state_walk_sees_a_buffer_that_grows():
+    """The check above can fail: a list appended to per window is caught."""
     bundle = load_bundle(FSDD)
     engine = StreamEngine(bundle, load_backend(bundle), 16000)
-    noise = np.random.default_rng(0).normal(0, 0.01, 16000).astype(np.float32)
-    for _ in range(3):
-        engine.feed(noise)
-    sizes = (
-        engine.ring.shape,
-        engine.decider.smoother.ring.shape,
-        engine.latency.values.shape,
-        engine.features._pending.size <= 200,
-        engine.resampler._buffer.size,
-    )
-    for _ in range(30):  # 30 more seconds
-        engine.feed(noise)
-    assert (
-        engine.ring.shape,
-        engine.decider.smoother.ring.shape,
-        engine.latency.values.shape,
-        engine.features._pending.size <= 200,
-    ) == sizes[:4]
-    assert engine.resampler._buffer.size <= sizes[4] + 2 * 1024
-    assert engine.windows == (33 * 8000 - 8000) // 2000 + 1  # one window per 250 ms
+    engine.decider.history = []
+    before = held_state(engine)
+    engine.decider.history.extend(range(100))
+    assert held_state(engine)["decider.history"] == before["decider.history"] + 100
 
 
 def test_score_events():
@@ -341,6 +371,48 @@ def test_python_api_iterates_and_calls_back():
     assert all(d.type == "event" and d.label != "_background_" for d in decisions)
     summary = Listener(simulate=DEMO).run()
     assert summary["events"] == len(decisions) and summary["type"] == "summary"
+
+
+class LosingSource:
+    """The demo for `seconds`, then the device is gone (a Source, as a mic would be)."""
+
+    def __init__(self, source, seconds: float) -> None:
+        self.source, self.rate = source, source.rate
+        self.budget = round(seconds * source.rate)
+        self.overflows = self.dropped_frames = 0
+
+    def chunks(self):
+        for chunk in self.source.chunks():
+            if self.budget <= 0:
+                raise DeviceLost("input device 'test' delivered no audio for 3 s")
+            self.budget -= len(chunk)
+            yield chunk
+
+    def describe(self) -> str:
+        return "a device that goes away"
+
+    def close(self) -> None:
+        self.source.close()
+
+
+def test_a_lost_device_ends_run_with_a_summary_and_iteration_with_device_lost():
+    from edge_audio import DeviceLost as PublicDeviceLost
+    from edge_audio import Listener
+
+    listener = Listener(simulate=DEMO)
+    listener.source = LosingSource(listener.source, 12.0)
+    summary = listener.run()
+    assert summary["ended_by"].startswith("device lost: input device 'test'")
+    assert 12.0 <= summary["stream_seconds"] < 12.2 and summary["events"] >= 3
+
+    listener = Listener(simulate=DEMO)
+    listener.source = LosingSource(listener.source, 12.0)
+    seen = []
+    with pytest.raises(PublicDeviceLost, match="delivered no audio"):
+        for decision in listener:
+            seen.append(decision)
+    assert len(seen) == summary["events"]  # the same loop, the same decisions
+    assert listener.summary is not None and listener.summary["ended_by"].startswith("device lost")
 
 
 def test_file_source_streams_wav_in_microphone_sized_chunks(tmp_path):
