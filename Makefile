@@ -7,7 +7,8 @@ DEVICE_VENV := .venv-device
 TFLITE_VENV := .venv-tflite
 PY := $(VENV)/bin/python
 DEVICE_PY := $(DEVICE_VENV)/bin/python
-# torch is pinned: an unpinned torch pulls gigabytes of CUDA packages.
+# torch is pinned, and scripts/install-torch.sh takes it from the PyTorch CPU index
+# when it can: the public index alone pulls gigabytes of CUDA packages.
 TORCH := torch==2.13.0
 
 .PHONY: wheel-check test-device demo test lint bench bench-frontend bench-listen bench-small arm-check sim demo-audio models clean
@@ -88,7 +89,7 @@ $(DEVICE_VENV)/.installed: pyproject.toml
 $(VENV)/.installed: pyproject.toml scripts/install-system-packages.sh
 	scripts/install-system-packages.sh
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q $(TORCH)
+	PY=$(PY) TORCH=$(TORCH) scripts/install-torch.sh
 	$(PY) -m pip install -q -e '.[litert,onnx,mic,formats,train,dev]'
 	# The old tflite-runtime needs numpy<2: it gets a venv of its own for its test.
 	$(PYTHON) -m venv $(TFLITE_VENV)

@@ -22,7 +22,14 @@ from edge_audio.child import child_env
 from edge_audio.errors import ConfigError, EdgeAudioError
 from edge_audio.shipped import demo_recording, resolve_model, shipped_models
 
-from .profiles import PROFILE_DIR, Profile, builtin_names, host_sysbench, load_profile
+from .profiles import (
+    PROFILE_DIR,
+    HostSpeed,
+    Profile,
+    builtin_names,
+    host_sysbench,
+    load_profile,
+)
 
 
 def _limit_address_space(budget_mb: int) -> None:
@@ -107,6 +114,12 @@ def _bad_input(done: subprocess.CompletedProcess) -> bool:
 
 def print_report(report: dict[str, Any]) -> None:
     print(f"{report['board']} ({report['profile']}), slowdown {report['slowdown']:g}x this host")
+    if "host_speed" in report:
+        speed = report["host_speed"]
+        print(
+            f"  this host: {speed['events_per_cpu_s']:.0f} sysbench events per CPU-second "
+            f"(median of {speed['runs']}, {100 * speed['cpu_share']:.0f}% of a core)"
+        )
     if "error" in report:
         print(f"FAILED: {report['error']}")
         return
@@ -144,14 +157,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     args.input = args.input or demo_recording()
     if not args.input.is_file():
         raise ConfigError(f"{args.input}: no such audio file")
+    host: HostSpeed | None = None
     if args.slowdown is not None:
         if args.slowdown <= 0:
             raise ConfigError("--slowdown must be positive")
         slowdown = args.slowdown
     else:
-        slowdown = profile.slowdown_against(
-            None if profile.slowdown is not None else host_sysbench()
-        )
+        host = None if profile.slowdown is not None else host_sysbench()
+        slowdown = profile.slowdown_against(host.events_per_cpu_s if host else None)
+        if host is not None and host.warning():
+            print(f"firmware_sim: warning: {host.warning()}", file=sys.stderr)
     seconds = args.hours * 3600 if args.hours else None
     report = run_device(
         profile,
@@ -166,6 +181,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     for event in report.get("events", []):
         event.pop("wall", None)  # host wall time means nothing on the simulated clock
+    if host is not None:
+        report["host_speed"] = host.to_dict()
     if args.json:
         print(json.dumps(report))
     else:
@@ -174,7 +191,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_profiles(args: argparse.Namespace) -> int:
-    host = None if args.no_host else host_sysbench()
+    speed = None if args.no_host else host_sysbench()
+    host = speed.events_per_cpu_s if speed else None
     for name in builtin_names():
         p = load_profile(name)
         slow = p.slowdown_against(host) if host or p.slowdown else None
@@ -182,8 +200,13 @@ def cmd_profiles(args: argparse.Namespace) -> int:
         print(f"{name:12s} {p.board}: {p.cpu}, {p.ram_mb} MB RAM, {slow_text}")
         for key, source in p.sources.items():
             print(f"{'':12s}   {key}: {source}")
-    if host:
-        print(f"this host: sysbench cpu --threads=1: {host:.0f} events/s")
+    if speed:
+        print(
+            f"this host: sysbench cpu --threads=1: {speed.events_per_cpu_s:.0f} events per "
+            f"CPU-second (median of {speed.runs} runs, {100 * speed.cpu_share:.0f}% of a core)"
+        )
+        if speed.warning():
+            print(f"warning: {speed.warning()}")
     return 0
 
 

@@ -18,7 +18,7 @@ from edge_audio.errors import ConfigError
 from edge_audio.shipped import demo_recording
 from firmware_sim.cli import calibrate
 from firmware_sim.clock import simulate
-from firmware_sim.profiles import builtin_names, load_profile
+from firmware_sim.profiles import HostSpeed, builtin_names, load_profile
 
 REPO = Path(__file__).resolve().parent.parent
 RATE, PERIOD = 16000, 1024
@@ -189,6 +189,43 @@ def listen_events() -> list[tuple]:
 
 
 @pytest.mark.slow
+def test_host_speed_warns_when_the_host_is_busy_or_unsteady():
+    assert HostSpeed(3800.0, 0.99, 0.03, 3).warning() is None
+    assert "busy (sysbench got 40% of a core)" in (HostSpeed(3800.0, 0.4, 0.03, 3).warning() or "")
+    assert "varied by 25%" in (HostSpeed(3800.0, 0.98, 0.25, 3).warning() or "")
+
+
+HOGGED = """
+import json, os, subprocess, time
+from firmware_sim.profiles import host_sysbench
+os.sched_setaffinity(0, {0})
+idle = host_sysbench(runs=1)
+hogs = [subprocess.Popen(["taskset", "-c", "0", "python3", "-c", "while True: pass"])
+        for _ in range(2)]
+time.sleep(0.3)
+try:
+    busy = host_sysbench(runs=1)
+finally:
+    for hog in hogs:
+        hog.kill()
+print(json.dumps([idle.to_dict(), busy.to_dict()]))
+"""
+
+
+@pytest.mark.slow
+def test_the_host_speed_counts_cpu_time_so_a_busy_core_does_not_halve_it():
+    """Two busy loops on sysbench's core take two thirds of its wall clock; the
+    score, per CPU-second, must not follow (the wall-clock rate fell 3x here)."""
+    needs_sysbench()
+    done = subprocess.run(
+        [sys.executable, "-c", HOGGED], capture_output=True, text=True, cwd=REPO, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    idle, busy = json.loads(done.stdout)
+    assert busy["cpu_share"] < 0.6 and busy["warning"] and "busy" in busy["warning"]
+    assert abs(busy["events_per_cpu_s"] / idle["events_per_cpu_s"] - 1) < 0.25, (idle, busy)
+
+
 def test_pi_zero_2w_keeps_up_on_the_demo_with_the_events_of_listen():
     needs_sysbench()
     result = run_sim("--profile", "pi-zero-2w", "--json")
