@@ -130,7 +130,7 @@ class TFLiteBackend(Backend):
                 "manifest gives no input scale and zero point",
             )
 
-    def quantise_input(self, x: np.ndarray) -> np.ndarray:
+    def quantize_input(self, x: np.ndarray) -> np.ndarray:
         q = self.input_quant
         assert q is not None
         return np.clip(np.round(x / q.scale) + q.zero_point, -128, 127).astype(np.int8)
@@ -138,7 +138,7 @@ class TFLiteBackend(Backend):
     def logits(self, window: np.ndarray) -> np.ndarray:
         x = window[None, None]
         if self.input_quant is not None:
-            x = self.quantise_input(x)
+            x = self.quantize_input(x)
         self.interpreter.set_tensor(self.input["index"], x)
         self.interpreter.invoke()
         y = self.interpreter.get_tensor(self.output["index"])[0]

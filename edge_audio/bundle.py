@@ -20,7 +20,7 @@ from typing import Any
 from .digest import TrainingDigest
 from .errors import EdgeAudioError
 from .frontend import FrontendConfig
-from .manifest import SCHEMA_VERSION, ArtefactEntry, Manifest, ManifestError, Quantisation
+from .manifest import SCHEMA_VERSION, ArtefactEntry, Manifest, ManifestError, Quantization
 from .windows import WindowPlan
 
 __all__ = ["SCHEMA_VERSION", "Artefact", "Bundle", "BundleError", "load_bundle", "sha256_of"]
@@ -46,8 +46,8 @@ class Artefact:
     precision: str  # "fp32" or "int8"
     sha256: str
     size: int
-    input_quant: Quantisation | None
-    output_quant: Quantisation | None
+    input_quant: Quantization | None
+    output_quant: Quantization | None
     metrics: dict[str, Any]
 
 

@@ -1,6 +1,6 @@
 """The bundle contract: manifest.json as frozen dataclasses.
 
-Every writer (export's quantize and stream calibration, `edge-audio pack`) builds
+Every writer (export's quantize and threshold, `edge-audio pack`) builds
 a `Manifest` and calls `to_dict()`; every reader (`load_bundle`) calls
 `Manifest.from_dict()`, which validates and raises ManifestError naming the
 field. Schema versions:
@@ -8,7 +8,9 @@ field. Schema versions:
 1. the dict literals of edge-audio 0.1; `window.stream_stride_seconds` was
    optional (0.25 s when absent);
 2. the same fields written through this module; the stride is always written,
-   and artefacts carry `method` when they were quantised.
+   artefacts carry `method` when they were quantised, and `stream.calibration`
+   is called `stream.chosen_on` (how the threshold was chosen: "calibration"
+   now means only the quantisation's representative windows).
 
 A schema-1 manifest reads as schema 2 with the old defaults filled in.
 """
@@ -148,12 +150,12 @@ class InputSpec:
 
 
 @dataclass(frozen=True)
-class Quantisation:
+class Quantization:
     scale: float
     zero_point: int
 
     @classmethod
-    def from_dict(cls, data: Any, where: str) -> Quantisation | None:
+    def from_dict(cls, data: Any, where: str) -> Quantization | None:
         if data is None:
             return None
         try:
@@ -174,8 +176,8 @@ class ArtefactEntry:
     precision: str  # "fp32" or "int8"
     sha256: str
     size: int
-    input_quant: Quantisation | None = None
-    output_quant: Quantisation | None = None
+    input_quant: Quantization | None = None
+    output_quant: Quantization | None = None
     metrics: Mapping[str, Any] = field(default_factory=dict)
     method: str | None = None  # how an int8 model was quantised
 
@@ -200,8 +202,8 @@ class ArtefactEntry:
             precision,
             _get(data, "sha256", str, w),
             int(_get(data, "size", int, w)),
-            Quantisation.from_dict(data.get("input_quant"), f"artefact {name}"),
-            Quantisation.from_dict(data.get("output_quant"), f"artefact {name}"),
+            Quantization.from_dict(data.get("input_quant"), f"artefact {name}"),
+            Quantization.from_dict(data.get("output_quant"), f"artefact {name}"),
             dict(data.get("metrics") or {}),
             data.get("method"),
         )
@@ -227,13 +229,13 @@ class ArtefactEntry:
 
 @dataclass(frozen=True)
 class StreamSettings:
-    """How `listen` decides, chosen by `python -m export calibrate-threshold`."""
+    """How `listen` decides, chosen by `python -m export threshold`."""
 
     threshold: float
     smoothing: int = 3
     min_count: int = 2
     suppression_s: float = 1.0
-    calibration: Mapping[str, Any] | None = None  # how the threshold was chosen
+    chosen_on: Mapping[str, Any] | None = None  # how the threshold was chosen
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StreamSettings:
@@ -243,7 +245,7 @@ class StreamSettings:
             int(data.get("smoothing", 3)),
             int(data.get("min_count", 2)),
             float(data.get("suppression_s", 1.0)),
-            data.get("calibration"),
+            data.get("chosen_on", data.get("calibration")),  # schema 1 said "calibration"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -253,8 +255,8 @@ class StreamSettings:
             "min_count": self.min_count,
             "suppression_s": self.suppression_s,
         }
-        if self.calibration is not None:
-            out["calibration"] = dict(self.calibration)
+        if self.chosen_on is not None:
+            out["chosen_on"] = dict(self.chosen_on)
         return out
 
 

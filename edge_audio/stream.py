@@ -46,7 +46,7 @@ class StreamConfig:
     @classmethod
     def for_bundle(cls, bundle: Bundle, **overrides: float | int | None) -> StreamConfig:
         """The bundle's own settings (its stride; the threshold calibrated on
-        held-out streams when `python -m export calibrate` has set one), with any
+        held-out streams when `python -m export threshold` has set one), with any
         non-None override on top (e.g. the CLI's --threshold)."""
         settings: dict[str, Any] = {"stride_s": bundle.manifest.window.stream_stride_seconds}
         stream = bundle.manifest.stream

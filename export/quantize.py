@@ -44,7 +44,7 @@ from edge_audio.manifest import (
     InputSpec,
     Licence,
     Manifest,
-    Quantisation,
+    Quantization,
     TrainingRecord,
     Verification,
     WindowSpec,
@@ -453,7 +453,7 @@ def integer_interface(model_bytes: bytes) -> bytes:
     return bytes(builder.Output())
 
 
-def tflite_io_quantisation(path: Path) -> tuple[dict[str, float], dict[str, float]]:
+def tflite_io_quantization(path: Path) -> tuple[dict[str, float], dict[str, float]]:
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=str(path))
@@ -515,7 +515,7 @@ def verify_bundle(
     work: Path, run: Run, name: str, held: HeldOut, reference: np.ndarray, calibration: int
 ) -> tuple[dict, dict, list[str]]:
     """Write a provisional manifest, run every artefact, print and check the figures."""
-    i_quant, o_quant = tflite_io_quantisation(work / "model.int8.tflite")
+    i_quant, o_quant = tflite_io_quantization(work / "model.int8.tflite")
     io = {"input": i_quant, "output": o_quant}
     write_manifest(work, run, name, {}, io, [], calibration)
     results = verify(work, run, held, reference, run.labels)
@@ -589,8 +589,8 @@ def write_manifest(
             precision,
             sha256_of(path),
             path.stat().st_size,
-            Quantisation(**io_quant["input"]) if int8_tflite else None,
-            Quantisation(**io_quant["output"]) if int8_tflite else None,
+            Quantization(**io_quant["input"]) if int8_tflite else None,
+            Quantization(**io_quant["output"]) if int8_tflite else None,
             {k: v for k, v in results.get(key, {}).items() if k != "confusion"},
             int8_method if int8_tflite else None,
         )
@@ -841,14 +841,14 @@ def quantize_command(args: argparse.Namespace) -> int:
         if manifest.task == "detection" and not run.config["split"]["test_groups"]:
             print(
                 "  note: no held-out group to choose the stream threshold on (a final fit); "
-                "the bundle keeps 0.5 until `python -m export calibrate` runs on other data"
+                "the bundle keeps 0.5 until `python -m export threshold` runs on other data"
             )
         elif manifest.task == "detection":  # the stream threshold, on held-out streams
-            from .streamcal import calibrate, write_stream_settings
+            from .threshold import choose_threshold, write_stream_settings
 
             dataset = run.config["dataset"]
             root = args.data or Path(dataset["root"])
-            stream = calibrate(work, root, dataset["layout"], seed=args.seed)
+            stream = choose_threshold(work, root, dataset["layout"], seed=args.seed)
             write_stream_settings(work, stream)
             print(
                 f"  stream threshold {stream['threshold']:.2f} (best event F1 on held-out streams)"

@@ -1,369 +1,57 @@
 """python -m firmware_sim: will a Pi-class board keep up with a bundle?
 
-python -m firmware_sim --profile pi-zero-2w [--model BUNDLE] [--input WAV] [--json]
-python -m firmware_sim calibrate BOARD_BENCH.json --name my-pi4
+python -m firmware_sim [run] --profile pi-zero-2w [--model BUNDLE] [--input WAV] [--json]
+python -m firmware_sim from-bench BOARD_BENCH.json --name my-pi4
 python -m firmware_sim profiles
+
+One module per command (run.py, from_bench.py, list_profiles.py), the same
+pattern and error handling as `edge-audio` (edge_audio/commands/runner.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import resource
-import statistics
-import subprocess
 import sys
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
-from edge_audio.bundle import load_bundle
-from edge_audio.child import child_env
-from edge_audio.errors import ConfigError, EdgeAudioError
-from edge_audio.shipped import demo_recording, resolve_model, shipped_models
+from edge_audio.commands.runner import add_commands, run_cli
 
-from .profiles import (
-    PROFILE_DIR,
-    HostSpeed,
-    Profile,
-    builtin_names,
-    host_sysbench,
-    load_profile,
-)
-
-
-def _limit_address_space(budget_mb: int) -> None:
-    """In the child, before exec: the profile's RAM budget as an address-space
-    limit (stricter than the board: reserved but untouched pages count too)."""
-    limit = budget_mb * 2**20
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-
-def run_device(
-    profile: Profile,
-    model: Path,
-    audio: Path,
-    slowdown: float,
-    seconds: float | None,
-    buffer_periods: int,
-    backend: str | None,
-    precision: str | None,
-    memory_limit: bool = True,
-) -> dict[str, Any]:
-    args = [sys.executable, "-m", "firmware_sim.device", "--model", str(model)]
-    args += ["--input", str(audio), "--slowdown", repr(slowdown)]
-    args += ["--buffer-periods", str(buffer_periods)]
-    if seconds:
-        args += ["--seconds", repr(seconds)]
-    if backend:
-        args += ["--backend", backend]
-    if precision:
-        args += ["--precision", precision]
-    env = child_env()
-    budget = profile.ram_budget_mb
-
-    def limit() -> None:
-        _limit_address_space(budget)
-
-    def start(limited: bool) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            args,
-            capture_output=True,
-            text=True,
-            env=env,
-            preexec_fn=limit if limited else None,
-            check=False,
-        )
-
-    report: dict[str, Any] = {"profile": profile.name, "board": profile.board}
-    report |= {"slowdown": round(slowdown, 3), "ram_budget_mb": budget}
-    done = start(memory_limit)
-    over_budget = None
-    if done.returncode != 0 and memory_limit and not _bad_input(done):
-        # It failed under the limit: run it unlimited to see what it needs.
-        over_budget = _last_line(done.stderr) or f"exit {done.returncode}"
-        done = start(False)
-    if done.returncode != 0:
-        if _bad_input(done):
-            raise EdgeAudioError(_last_line(done.stderr).removeprefix("firmware_sim: error: "))
-        reason = f"the device process failed (exit {done.returncode}): {_last_line(done.stderr)}"
-        return report | {"memory_ok": False, "keeps_up": False, "error": reason}
-    report |= json.loads(done.stdout.strip().splitlines()[-1])
-    report["keeps_up"] = report["overruns"] == 0
-    report["memory_ok"] = over_budget is None and report["peak_rss_mb"] <= budget
-    if over_budget is not None:
-        report["memory_error"] = (
-            f"did not run within {budget} MB of address space ({over_budget}); unlimited it "
-            f"peaked at {report['peak_rss_mb']} MB resident, "
-            f"{report['peak_address_space_mb']} MB address space"
-        )
-    cpu = report["cpu_percent"]
-    # The loop's share of a core grows with the slowdown; at 100% it falls behind.
-    keeps = report["keeps_up"] and cpu
-    report["max_slowdown_keeping_up"] = round(100 * slowdown / cpu, 1) if keeps else None
-    return report
-
-
-def _last_line(text: str) -> str:
-    return text.strip().splitlines()[-1] if text.strip() else ""
-
-
-def _bad_input(done: subprocess.CompletedProcess) -> bool:
-    return done.returncode == 2 and _last_line(done.stderr).startswith("firmware_sim: error:")
-
-
-def print_report(report: dict[str, Any]) -> None:
-    print(f"{report['board']} ({report['profile']}), slowdown {report['slowdown']:g}x this host")
-    if "host_speed" in report:
-        speed = report["host_speed"]
-        print(
-            f"  this host: {speed['events_per_cpu_s']:.0f} sysbench events per CPU-second "
-            f"(median of {speed['runs']}, {100 * speed['cpu_share']:.0f}% of a core)"
-        )
-    if "error" in report:
-        print(f"FAILED: {report['error']}")
-        return
-    for event in report["events"]:
-        label = event["label"]
-        if event["type"] == "event":
-            print(
-                f"  {event['start']:8.2f}-{event['end']:.2f} s  {label:<14} "
-                f"{event['score']:.2f}  (emitted at {event['emitted']:.3f} s)"
-            )
-        else:
-            print(f"  {event['time']:8.2f} s  -> {label:<14} {event['score']:.2f}")
-    verdict = "keeps up" if report["keeps_up"] else "FALLS BEHIND"
-    memory = "fits" if report["memory_ok"] else "OVER BUDGET"
-    print(
-        f"{verdict}: {report['stream_seconds']:.1f} s of audio, {report['periods']} periods, "
-        f"{report['deadline_misses']} deadline misses, {report['overruns']} overruns, "
-        f"{report['dropped_samples']} dropped samples"
-    )
-    margin = report["max_slowdown_keeping_up"]
-    print(
-        f"CPU {report['cpu_percent']:.2f}% of one core (headroom {100 * report['headroom']:.1f}%), "
-        f"worst decision latency {report['max_latency_ms']:.0f} ms"
-        + (f", keeps up until {margin}x slower than this host" if margin else "")
-    )
-    print(f"memory {memory}: peak RSS {report['peak_rss_mb']} MB of {report['ram_budget_mb']} MB")
-    if "memory_error" in report:
-        print(f"  {report['memory_error']}")
-    print(report["comparison"])
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    profile = load_profile(args.profile)
-    bundle = load_bundle(resolve_model(args.model))  # checked here for one clear error line
-    args.input = args.input or demo_recording()
-    if not args.input.is_file():
-        raise ConfigError(f"{args.input}: no such audio file")
-    host: HostSpeed | None = None
-    if args.slowdown is not None:
-        if args.slowdown <= 0:
-            raise ConfigError("--slowdown must be positive")
-        slowdown = args.slowdown
-    else:
-        host = None if profile.slowdown is not None else host_sysbench()
-        slowdown = profile.slowdown_against(host.events_per_cpu_s if host else None)
-        if host is not None and host.warning():
-            print(f"firmware_sim: warning: {host.warning()}", file=sys.stderr)
-    seconds = args.hours * 3600 if args.hours else None
-    report = run_device(
-        profile,
-        bundle.root,
-        args.input,
-        slowdown,
-        seconds,
-        args.buffer_periods,
-        args.backend,
-        args.precision,
-        not args.no_memory_limit,
-    )
-    for event in report.get("events", []):
-        event.pop("wall", None)  # host wall time means nothing on the simulated clock
-    if host is not None:
-        report["host_speed"] = host.to_dict()
-    if args.json:
-        print(json.dumps(report))
-    else:
-        print_report(report)
-    return 0 if report["keeps_up"] and report["memory_ok"] else 1
-
-
-def cmd_profiles(args: argparse.Namespace) -> int:
-    speed = None if args.no_host else host_sysbench()
-    host = speed.events_per_cpu_s if speed else None
-    for name in builtin_names():
-        p = load_profile(name)
-        slow = p.slowdown_against(host) if host or p.slowdown else None
-        slow_text = f"{slow:.1f}x slower than this host" if slow else "slowdown: needs sysbench"
-        print(f"{name:12s} {p.board}: {p.cpu}, {p.ram_mb} MB RAM, {slow_text}")
-        for key, source in p.sources.items():
-            print(f"{'':12s}   {key}: {source}")
-    if speed:
-        print(
-            f"this host: sysbench cpu --threads=1: {speed.events_per_cpu_s:.0f} events per "
-            f"CPU-second (median of {speed.runs} runs, {100 * speed.cpu_share:.0f}% of a core)"
-        )
-        if speed.warning():
-            print(f"warning: {speed.warning()}")
-    return 0
-
-
-def calibrate(
-    board: dict[str, Any], host: dict[str, Any], name: str, os_reserve_mb: int
-) -> Profile:
-    """A profile whose slowdown is measured: the median, over the artefacts both
-    bench runs share, of the board's loop CPU per second of audio over this host's."""
-
-    def key(row: dict[str, Any]) -> tuple[str, str]:
-        return row["model"], row["name"]
-
-    here = {key(r): r for r in host.get("artefacts", [])}
-    ratios = [
-        r["cpu_percent"] / here[key(r)]["cpu_percent"]
-        for r in board.get("artefacts", [])
-        if key(r) in here and here[key(r)].get("cpu_percent") and r.get("cpu_percent")
-    ]
-    if not ratios:
-        raise ConfigError(
-            "the board's and this host's bench reports share no artefact to compare "
-            "(run edge-audio bench --json on the board with the same bundles)"
-        )
-    machine = board.get("machine", {})
-    ram = machine.get("ram_mb")
-    if not ram:
-        raise ConfigError("the board's bench report has no machine.ram_mb")
-    cpu = str(machine.get("cpu", "unknown CPU"))
-    host_cpu = str(host.get("machine", {}).get("cpu", "this host"))
-    return Profile(
-        name=name,
-        board=f"{name} (calibrated)",
-        cpu=cpu,
-        cores=int(machine.get("cores") or 1),
-        clock_ghz=None,
-        ram_mb=int(ram),
-        os_reserve_mb=os_reserve_mb,
-        slowdown=round(statistics.median(ratios), 3),
-        calibrated_against=host_cpu,
-        sources={
-            "slowdown": f"measured: median over {len(ratios)} artefacts of the loop's CPU per "
-            f"second of audio, edge-audio bench on {cpu} / on {host_cpu}",
-            "cores, ram_mb": "measured: the board's edge-audio bench report (machine)",
-            "os_reserve_mb": "given to calibrate (--os-reserve-mb)",
-        },
-    )
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: not an edge-audio bench report ({exc.msg})") from None
-
-
-def cmd_calibrate(args: argparse.Namespace) -> int:
-    board = _read_json(args.board_bench)
-    if args.host_bench:
-        host = _read_json(args.host_bench)
-    else:
-        from edge_audio.bench import BenchConfig, run_bench
-
-        models = sorted({r["model"] for r in board.get("artefacts", [])})
-        shipped = shipped_models()
-        bundles = [shipped[m] for m in models if m in shipped]
-        if not bundles:
-            raise ConfigError(
-                f"none of the board report's models ({', '.join(models)}) is shipped here "
-                f"({', '.join(shipped)}): give --host-bench"
-            )
-        print(f"benchmarking {', '.join(models)} on this host ...", file=sys.stderr)
-        host = run_bench(bundles, config=BenchConfig(), baseline=False)
-    profile = calibrate(board, host, args.name, args.os_reserve_mb)
-    out = args.out or PROFILE_DIR / f"{args.name}.json"
-    out.write_text(json.dumps(profile.to_dict(), indent=2) + "\n")
-    print(f"wrote {out}: {profile.slowdown}x slower than this host, {profile.ram_mb} MB RAM")
-    return 0
+PROG = "python -m firmware_sim"
+COMMANDS = {
+    "run": "firmware_sim.run",
+    "profiles": "firmware_sim.list_profiles",
+    "from-bench": "firmware_sim.from_bench",
+}
+RENAMED = {"calibrate": "from-bench"}  # the old name still works, with a note
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m firmware_sim",
-        description="Simulate a Pi-class board running the edge_audio device loop: the audio "
-        "clock fills a fixed capture buffer, the real loop processes it on one thread with its "
-        "measured cost scaled by the profile, in a child process under the profile's RAM "
-        "budget. Reports deadline misses, overruns, dropped samples, latency, headroom and "
-        "peak memory, and checks the events against listen --simulate --fast.",
+        prog=PROG,
+        description="Simulate a Pi-class board running the edge_audio device loop. "
+        "`run` is the default: `python -m firmware_sim --profile pi3b` runs it.",
         epilog="examples:\n  python -m firmware_sim --profile pi-zero-2w\n"
-        "  python -m firmware_sim --profile pi3b --model models/esc50 --hours 1 --json\n"
+        "  python -m firmware_sim --profile pi3b --model esc50 --hours 1 --json\n"
         "  python -m firmware_sim profiles\n"
-        "  python -m firmware_sim calibrate pi4-bench.json --name my-pi4",
+        "  python -m firmware_sim from-bench pi4-bench.json --name my-pi4",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--profile",
-        default="pi-zero-2w",
-        help=f"board: {', '.join(builtin_names())}, or a profile JSON (default pi-zero-2w)",
-    )
-    parser.add_argument(
-        "--model", help="bundle folder or shipped model name (default: fsdd-digits)"
-    )
-    parser.add_argument("--input", type=Path, help="WAV file (default: the demo)")
-    parser.add_argument("--hours", type=float, help="repeat the input to this many hours")
-    parser.add_argument("--slowdown", type=float, help="override the profile's slowdown")
-    parser.add_argument(
-        "--buffer-periods", type=int, default=4, help="capture ring size in periods (4)"
-    )
-    parser.add_argument("--backend", choices=("onnx", "tflite"), help="runtime (default: best)")
-    parser.add_argument("--precision", choices=("fp32", "int8"), help="model precision")
-    parser.add_argument(
-        "--no-memory-limit", action="store_true", help="measure memory without enforcing it"
-    )
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.set_defaults(func=cmd_run)
+    add_commands(parser, COMMANDS)
     return parser
 
 
-def build_calibrate_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m firmware_sim calibrate",
-        description="Write a profile from `edge-audio bench --json` run on a real board: its "
-        "slowdown is measured (loop CPU per second of audio, board / this host) instead of "
-        "estimated from a published score.",
-    )
-    p.add_argument("board_bench", type=Path, help="bench JSON from the board")
-    p.add_argument("--name", required=True, help="profile name, e.g. my-pi4")
-    p.add_argument("--host-bench", type=Path, help="this host's bench JSON (default: run it now)")
-    p.add_argument("--os-reserve-mb", type=int, default=128, help="RAM kept by the OS (128)")
-    p.add_argument(
-        "--out", type=Path, help="profile file (default firmware_sim/profiles/NAME.json)"
-    )
-    p.set_defaults(func=cmd_calibrate)
-    return p
-
-
-def build_profiles_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m firmware_sim profiles",
-        description="List the built-in profiles, their sources and their slowdown here.",
-    )
-    p.add_argument("--no-host", action="store_true", help="do not run sysbench here")
-    p.set_defaults(func=cmd_profiles)
-    return p
+def parse(argv: list[str]) -> argparse.Namespace:
+    if argv[:1] and argv[0] in RENAMED:
+        print(f"{PROG}: note: '{argv[0]}' is now '{RENAMED[argv[0]]}'", file=sys.stderr)
+        argv = [RENAMED[argv[0]], *argv[1:]]
+    if not argv or argv[0] not in {*COMMANDS, "-h", "--help"}:
+        argv = ["run", *argv]  # the default command
+    return build_parser().parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "calibrate":
-        args = build_calibrate_parser().parse_args(argv[1:])
-    elif argv and argv[0] == "profiles":
-        args = build_profiles_parser().parse_args(argv[1:])
-    else:
-        args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except EdgeAudioError as exc:
-        print(f"firmware_sim: error: {exc}", file=sys.stderr)
-        return 2
+    return run_cli(PROG, parse, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

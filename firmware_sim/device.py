@@ -1,4 +1,4 @@
-"""The simulated device process. The parent (`firmware_sim.cli`) starts it with
+"""The simulated device process. The parent (`firmware_sim.run`) starts it with
 the profile's RAM budget as its address-space limit; it loads the bundle with
 the device backend, replays the input through the simulated clock, replays it
 again as `edge-audio listen --simulate --fast` does, compares the two event

@@ -3,7 +3,7 @@ slower than this host it runs the loop, each number with its source beside it.
 
 A built-in profile gives the board's published single-thread sysbench score;
 its slowdown is that score against this host's, measured in the same run
-(`host_sysbench_events_per_s`). A calibrated profile (`firmware_sim calibrate`)
+(`host_sysbench_events_per_s`). A calibrated profile (`firmware_sim from-bench`)
 carries a slowdown measured with `edge-audio bench` on the real board instead.
 """
 
@@ -36,7 +36,7 @@ class Profile:
     clock_ghz: float | None = None
     sysbench_events_per_s: float | None = None  # published single-thread score
     slowdown: float | None = None  # measured on the board (calibrated profiles)
-    calibrated_against: str | None = None  # the host a measured slowdown is relative to
+    measured_against: str | None = None  # the host a measured slowdown is relative to
     sources: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -28,7 +28,7 @@ DEVICE_LANE = os.environ.get("EDGE_AUDIO_DEVICE_LANE") == "1"
 FULL_LANE_ONLY = {
     "test_train.py",  # torch
     "test_recipe.py",  # torch
-    "test_streamcal.py",  # the export toolchain
+    "test_threshold.py",  # the export toolchain
     "test_bundle.py",  # builds a bundle with torch and litert-torch
     "test_frontend_reference.py",  # librosa
     "test_tflite_runtime.py",  # the numpy<2 tflite-runtime venv

@@ -180,7 +180,7 @@ def test_int8_input_is_quantised_with_the_manifest_parameters(bundle_dir):
     q = bundle.artefacts["tflite-int8"].input_quant
     x = np.array([-1.0, 0.0, 1.0, 1e6, -1e6], np.float32)
     expected = np.clip(np.round(x / q.scale) + q.zero_point, -128, 127)
-    np.testing.assert_array_equal(backend.quantise_input(x), expected.astype(np.int8))
+    np.testing.assert_array_equal(backend.quantize_input(x), expected.astype(np.int8))
 
 
 def test_normalise_and_softmax():

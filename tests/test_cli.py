@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from edge_audio.audio import write_wav
-from edge_audio.cli import ascii_spectrogram, main
+from edge_audio.cli import main
+from edge_audio.commands.features import ascii_spectrogram
 
 from .conftest import REPO, shared_dataset
 from .wavgen import tone, write_corpus

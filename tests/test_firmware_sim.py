@@ -16,8 +16,8 @@ import pytest
 
 from edge_audio.errors import ConfigError
 from edge_audio.shipped import demo_recording
-from firmware_sim.cli import calibrate
 from firmware_sim.clock import simulate
+from firmware_sim.from_bench import profile_from_bench
 from firmware_sim.profiles import HostSpeed, builtin_names, load_profile
 
 REPO = Path(__file__).resolve().parent.parent
@@ -134,12 +134,12 @@ def test_calibrate_takes_the_median_loop_cost_ratio_of_shared_artefacts():
             bench_row("esc50", "tflite-int8", 0.2),
         ],
     }
-    profile = calibrate(board, host, "my-pi4", 128)
+    profile = profile_from_bench(board, host, "my-pi4", 128)
     assert profile.slowdown == pytest.approx(10.0)  # median of 10, 8, 20
     assert profile.ram_mb == 1849 and profile.cores == 4
-    assert profile.calibrated_against == "AMD EPYC" and "measured" in profile.sources["slowdown"]
+    assert profile.measured_against == "AMD EPYC" and "measured" in profile.sources["slowdown"]
     with pytest.raises(ConfigError, match="share no artefact"):
-        calibrate(board, {"artefacts": []}, "x", 128)
+        profile_from_bench(board, {"artefacts": []}, "x", 128)
 
 
 def run_sim(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -160,7 +160,7 @@ def test_calibrate_command_writes_a_profile_that_runs(tmp_path):
     }))  # fmt: skip
     host.write_text(json.dumps({"artefacts": [bench_row("fsdd-digits", "tflite-int8", 0.1)]}))
     out = tmp_path / "zero.json"
-    made = run_sim("calibrate", str(board), "--name", "zero", "--host-bench", str(host),
+    made = run_sim("from-bench", str(board), "--name", "zero", "--host-bench", str(host),
                    "--os-reserve-mb", "100", "--out", str(out))  # fmt: skip
     assert made.returncode == 0, made.stderr
     assert load_profile(out).slowdown == pytest.approx(20.0)
@@ -270,6 +270,7 @@ def test_over_the_ram_budget_is_a_reported_failure_not_a_crash(tmp_path):
         (["--input", "/nonexistent.wav", "--slowdown", "8"], "no such audio file"),
         (["--slowdown", "0"], "must be positive"),
         (["calibrate", "/nonexistent.json", "--name", "x"], "cannot read"),
+        (["from-bench", "/nonexistent.json", "--name", "x"], "cannot read"),
     ],
 )
 def test_bad_input_is_one_clear_line(args, message):

@@ -214,7 +214,7 @@ def test_declared_groups_never_sit_on_two_sides_and_no_groups_warns(small, tmp_p
 
 
 @pytest.mark.slow
-def test_a_final_fit_on_every_group_quantises_with_a_small_calibration_set(small, tmp_path, capsys):
+def test_a_final_fit_on_every_group_quantizes_with_a_small_calibration_set(small, tmp_path, capsys):
     pytest.importorskip("torch", reason="training needs the train extra")
     pytest.importorskip("litert_torch", reason="quantising needs the train extra")
     pytest.importorskip("ai_edge_litert", reason="verification runs the .tflite files")

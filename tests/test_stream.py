@@ -251,10 +251,10 @@ def test_listen_simulate_json_lines(capsys):
 
 def test_demo_detections_match_the_truth_with_the_bundles_own_threshold(capsys):
     """The README's main command: F1 >= 0.9 on the demo, with the threshold the
-    bundle carries (chosen on held-out FSDD streams by export calibrate, never on
+    bundle carries (chosen on held-out FSDD streams by export threshold, never on
     the demo) and no option tuned for it."""
     bundle = load_bundle(default_model())
-    assert bundle.manifest.stream.calibration["groups"] == ["theo"]
+    assert bundle.manifest.stream.chosen_on["groups"] == ["theo"]
     assert main(["listen", "--simulate", str(DEMO), "--truth", str(TRUTH), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert summary["score"]["f1"] >= 0.9, summary["score"]

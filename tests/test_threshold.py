@@ -1,4 +1,4 @@
-"""export calibrate: held-out streams, the replayed detector, the threshold
+"""export threshold: held-out streams, the replayed detector, the threshold
 written into the bundle, and the bundle's settings reaching the stream engine."""
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from .conftest import shared_dataset
 
 pytest.importorskip("torch", reason="the export toolchain needs the train extra")
 
-from export.streamcal import (
-    calibrate,
+from export.threshold import (
+    choose_threshold,
     events_at,
     make_streams,
     posteriors,
@@ -81,7 +81,7 @@ def test_the_engine_takes_the_bundles_threshold_unless_overridden(tmp_path):
 
 def test_a_classification_bundle_has_no_threshold_to_calibrate(tmp_path):
     with pytest.raises(ConfigError, match="classification bundle"):
-        calibrate(shipped_models()["music-speech"], tmp_path, "folder")
+        choose_threshold(shipped_models()["music-speech"], tmp_path, "folder")
 
 
 @pytest.mark.shared
@@ -89,8 +89,8 @@ def test_calibrate_on_held_out_fsdd_writes_manifest_and_card(tmp_path):
     data = shared_dataset("fsdd")
     bundle_dir = tmp_path / "fsdd-digits"
     shutil.copytree(FSDD_BUNDLE, bundle_dir)
-    stream = calibrate(bundle_dir, data, "fsdd", per_stream=25, seed=0)
-    cal = stream["calibration"]
+    stream = choose_threshold(bundle_dir, data, "fsdd", per_stream=25, seed=0)
+    cal = stream["chosen_on"]
     assert cal["groups"] == ["theo"] and cal["events"] == 500  # every held-out clip, once
     curve = {float(t): s["f1"] for t, s in cal["by_threshold"].items()}
     assert curve[stream["threshold"]] == max(curve.values())
@@ -105,3 +105,14 @@ def test_calibrate_on_held_out_fsdd_writes_manifest_and_card(tmp_path):
     )
     # The shipped bundle carries the same calibration (same data, same seed).
     assert load_bundle(FSDD_BUNDLE).manifest.stream.threshold == stream["threshold"]
+
+
+def test_the_old_command_name_still_works_and_says_the_new_one(capsys):
+    from export.cli import main as export_main
+
+    with pytest.raises(SystemExit) as done:
+        export_main(["calibrate", "--help"])
+    assert done.value.code == 0
+    captured = capsys.readouterr()
+    assert "note: 'calibrate' is now 'threshold'" in captured.err
+    assert "python -m export threshold" in captured.out

@@ -1,4 +1,4 @@
-"""`python -m export calibrate BUNDLE`: choose a detection bundle's stream
+"""`python -m export threshold BUNDLE`: choose a detection bundle's stream
 threshold on held-out streams, not on the demo.
 
 Clips of the bundle's held-out groups (speakers or folds it was never trained
@@ -106,7 +106,7 @@ def held_out_clips(
     return [(load_audio(r.path, rate)[0], r.label) for r in records]
 
 
-def calibrate(
+def choose_threshold(
     bundle_dir: Path,
     data: Path,
     layout: str,
@@ -146,7 +146,7 @@ def calibrate(
         "smoothing": base.smoothing,
         "min_count": base.min_count,
         "suppression_s": base.suppression_s,
-        "calibration": {
+        "chosen_on": {
             "method": "best event F1 on held-out streams (onset tolerance 0.5 s)",
             "groups": groups,
             "streams": len(streams),
@@ -165,7 +165,7 @@ CARD_SECTION = "## Streaming threshold"
 
 
 def card_section(stream: dict[str, Any]) -> str:
-    cal = stream["calibration"]
+    cal = stream["chosen_on"]
     rows = "\n".join(
         f"| {t} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} |"
         for t, s in cal["by_threshold"].items()
@@ -186,7 +186,7 @@ def card_section(stream: dict[str, Any]) -> str:
 
 def write_stream_settings(bundle_dir: Path, stream: dict[str, Any]) -> None:
     """Into the manifest (not hashed: the artefacts are, so the bundle stays valid)
-    and into the model card, replacing an earlier calibration's section."""
+    and into the model card, replacing an earlier choice's section."""
     manifest = read_manifest(bundle_dir)
     write_manifest(bundle_dir, manifest.with_stream(StreamSettings.from_dict(stream)))
     card = Path(bundle_dir) / "card.md"
@@ -204,9 +204,11 @@ def write_stream_settings(bundle_dir: Path, stream: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    stream = calibrate(args.bundle, args.data, args.layout, args.groups, args.per_stream, args.seed)
+    stream = choose_threshold(
+        args.bundle, args.data, args.layout, args.groups, args.per_stream, args.seed
+    )
     write_stream_settings(args.bundle, stream)
-    cal = stream["calibration"]
+    cal = stream["chosen_on"]
     print(
         f"{args.bundle}: {cal['streams']} streams, {cal['events']} events of "
         f"{', '.join(cal['groups'])} ({cal['seconds'] / 60:.1f} min), {cal['artefact']}"
@@ -224,7 +226,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         help="choose a detection bundle's threshold on held-out streams",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="example: python -m export calibrate models/fsdd-digits "
+        epilog="example: python -m export threshold models/fsdd-digits "
         "--data ../shared/data/fsdd --layout fsdd",
     )
     p.add_argument("bundle", type=Path, help="bundle folder (its manifest is updated)")
