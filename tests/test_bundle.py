@@ -201,10 +201,10 @@ def test_a_failing_int8_verification_refuses_then_qat_then_allow_regression(
     refuses to write the bundle; with --qat-epochs it fine-tunes with
     quantisation-aware training first; --allow-regression writes it anyway and
     the manifest says which threshold it overrode."""
-    import export.quantize
+    import export.verify
     from export.cli import main as export_main
 
-    monkeypatch.setattr(export.quantize, "INT8_MAX_DROP", -1.0)
+    monkeypatch.setattr(export.verify, "INT8_MAX_DROP", -1.0)
     run = bundle_dir.parent / "run"
     cache = str(bundle_dir.parent / "cache")
     common = ["quantize", str(run), "--calibration", "64", "--cache", cache]

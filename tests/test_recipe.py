@@ -114,7 +114,7 @@ def test_a_whole_clip_window_still_moves_in_time():
 
 
 def test_calibration_uses_the_validation_groups_after_a_refit():
-    from export.quantize import unheard_groups
+    from export.trained_run import unheard_groups
 
     split = {"test_groups": ["theo"], "validation_groups": ["nicolas"]}
     assert unheard_groups({"split": split, "training": {"refit": False}}) == {"theo", "nicolas"}

@@ -16,7 +16,7 @@ from edge_audio.audio import write_wav  # noqa: E402
 from edge_audio.errors import ConfigError, DatasetError  # noqa: E402
 from edge_audio.frontend import FrontendConfig  # noqa: E402
 from edge_audio.windows import WindowPlan, cut_window  # noqa: E402
-from export import train as train_module  # noqa: E402
+from export import fit as fit_module  # noqa: E402
 from export.augment import AugmentConfig, add_noise_db, augment_batch, mixup  # noqa: E402
 from export.cli import main as export_main  # noqa: E402
 from export.data import (  # noqa: E402
@@ -27,7 +27,7 @@ from export.data import (  # noqa: E402
     index_windows,
     make_batch,
 )
-from export.train import group_folds, plan_folds  # noqa: E402
+from export.folds import group_folds, plan_folds  # noqa: E402
 from export.zoo import SIZES, ModelSpec, build_model, profile  # noqa: E402
 
 from .conftest import REPO, shared_dataset  # noqa: E402
@@ -292,7 +292,7 @@ def test_cv_trains_every_fold_and_summarises_clips_and_segments(tmp_path):
 
 def test_interrupt_keeps_the_best_checkpoint_and_writes_reports(tmp_path, monkeypatch):
     data = make_folder_dataset(tmp_path / "data")
-    real_validation = train_module.validate
+    real_validation = fit_module.validate
     calls = {"n": 0}
 
     def interrupt_in_second_epoch(*args, **kwargs):
@@ -301,7 +301,7 @@ def test_interrupt_keeps_the_best_checkpoint_and_writes_reports(tmp_path, monkey
             raise KeyboardInterrupt
         return real_validation(*args, **kwargs)
 
-    monkeypatch.setattr(train_module, "validate", interrupt_in_second_epoch)
+    monkeypatch.setattr(fit_module, "validate", interrupt_in_second_epoch)
     out = tmp_path / "run"
     code = train_tiny(data, out, tmp_path / "cache", "--epochs", "5", "--batch-size", "8")
     assert code == 130
@@ -436,7 +436,8 @@ INT8_OPS = {
 def test_every_zoo_model_converts_to_full_integer_tflite(name, tmp_path):
     pytest.importorskip("litert_torch", reason="TFLite conversion needs litert-torch (train extra)")
     litert = pytest.importorskip("ai_edge_litert.interpreter")
-    from export.quantize import Run, export_tflite_int8, fold_batchnorm
+    from export.to_tflite import export_tflite_int8
+    from export.trained_run import Run, fold_batchnorm
 
     model = build_model(ModelSpec(name, "small", 5, (98, 40))).eval()
     fold_batchnorm(model)

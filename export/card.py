@@ -1,0 +1,245 @@
+"""The bundle's manifest (through edge_audio.manifest) and its model card."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from edge_audio import __version__
+from edge_audio.bundle import sha256_of
+from edge_audio.bundle import write_manifest as write_bundle_manifest
+from edge_audio.datasets import describe_groups
+from edge_audio.digest import TrainingDigest
+from edge_audio.manifest import (
+    ArtefactEntry,
+    InputSpec,
+    Licence,
+    Manifest,
+    Quantization,
+    TrainingRecord,
+    Verification,
+    WindowSpec,
+)
+
+from .trained_run import Run
+from .verify import FP32_AGREEMENT, INT8_MAX_DROP
+
+# Seconds between windows when listening: a word of ~0.5 s is seen by 3-4 windows.
+DEFAULT_STREAM_STRIDE = 0.25
+
+
+LICENCES = {
+    "fsdd": (
+        "CC BY-SA 4.0",
+        "Free Spoken Digit Dataset (Jakobovski et al., "
+        "github.com/Jakobovski/free-spoken-digit-dataset), CC BY-SA 4.0",
+    ),
+    "esc50": (
+        "CC BY-NC 3.0 (non-commercial use only)",
+        "ESC-50 by K. J. Piczak "
+        "(github.com/karolpiczak/ESC-50), CC BY-NC 3.0: non-commercial use only",
+    ),
+    "music_speech": (
+        "research use",
+        "GTZAN music/speech collection by G. Tzanetakis (marsyas.info), for research use",
+    ),
+}
+
+
+def write_manifest(
+    out: Path,
+    run: Run,
+    name: str,
+    results: dict,
+    io_quant: dict,
+    overridden: list[str],
+    calibration: int,
+    *,
+    stream_stride: float = DEFAULT_STREAM_STRIDE,
+    int8_method: str | None = None,
+    digest: TrainingDigest | None = None,
+) -> Manifest:
+    files = {
+        "onnx-fp32": "model.fp32.onnx",
+        "onnx-int8": "model.int8.onnx",
+        "tflite-fp32": "model.fp32.tflite",
+        "tflite-int8": "model.int8.tflite",
+    }
+    dataset = run.config["dataset"]
+    licence_key = {"fsdd": "fsdd", "esc50": "esc50"}.get(
+        dataset["layout"], Path(dataset["root"]).name
+    )
+    licence, attribution = LICENCES.get(
+        licence_key,
+        ("the licence of the training data", f"trained on {Path(dataset['root']).name}"),
+    )
+    artefacts = {}
+    for key, file in files.items():
+        path = out / file
+        if not path.exists():
+            continue
+        fmt, precision = key.split("-")
+        int8_tflite = key == "tflite-int8"
+        artefacts[key] = ArtefactEntry(
+            file,
+            fmt,
+            precision,
+            sha256_of(path),
+            path.stat().st_size,
+            Quantization(**io_quant["input"]) if int8_tflite else None,
+            Quantization(**io_quant["output"]) if int8_tflite else None,
+            {k: v for k, v in results.get(key, {}).items() if k != "confusion"},
+            int8_method if int8_tflite else None,
+        )
+    split = run.config["split"]
+    window = run.config["window"]
+    manifest = Manifest(
+        name=name,
+        created_by=f"edge-audio {__version__}",
+        labels=tuple(run.labels),
+        background_label=run.config.get("background_class"),
+        frontend=run.frontend,
+        window=WindowSpec(
+            run.plan.frames,
+            run.plan.mode,
+            run.plan.hop,
+            window["seconds"],
+            window["hop_seconds"],
+            stream_stride,
+        ),
+        input=InputSpec((1, 1, *run.config["model"]["input_shape"]), run.model.dynamic_range),
+        model=run.config["model"],
+        artefacts=artefacts,
+        training=TrainingRecord(
+            dataset=Path(dataset["root"]).name,
+            layout=dataset["layout"],
+            clips=dataset["clips"],
+            groups=tuple(dataset["groups"]),
+            test_groups=tuple(split["test_groups"]),
+            validation_groups=tuple(split["validation_groups"]),
+            synthetic_speakers=len(run.config.get("synthetic_speakers", [])),
+            command=run.config.get("command"),
+            seed=run.config.get("seed"),
+            final_fit=not split["test_groups"],
+            cross_validation=cv_estimate(run),
+            files_digest=digest,
+        ),
+        calibration_windows=calibration,
+        verification=Verification(
+            tuple(split["test_groups"]), FP32_AGREEMENT, INT8_MAX_DROP, tuple(overridden)
+        ),
+        licence=Licence(licence, attribution),
+    )
+    write_bundle_manifest(out, manifest)
+    return manifest
+
+
+def cv_estimate(run: Run) -> dict[str, Any] | None:
+    """A final fit's cross-validated accuracy (written by train --cv --fit-all)."""
+    path = run.root / "metrics.json"
+    if not path.is_file():
+        return None
+    estimate = json.loads(path.read_text()).get("estimate")
+    if not estimate:
+        return None
+    return {
+        "accuracy_mean": estimate["accuracy"]["mean"],
+        "accuracy_min": estimate["accuracy"]["min"],
+        "folds": {f["name"]: f["accuracy"] for f in estimate["folds"]},
+        "note": "fp32, each fold's model tested on its held-out group",
+    }
+
+
+def how_trained(training: TrainingRecord) -> str:
+    """The card's sentence on the split."""
+    if training.final_fit:
+        cv = training.cross_validation or {}
+        folds = ", ".join(f"{k} {100 * v:.1f}%" for k, v in cv.get("folds", {}).items())
+        return (
+            "on every group (a final fit, for the median best epoch of the cross-validation "
+            f"folds; nothing held out). Cross-validated estimate (fp32): "
+            f"{100 * cv.get('accuracy_mean', float('nan')):.1f}% mean ({folds})"
+        )
+    return (
+        f"holding out {describe_groups(list(training.test_groups))} for test and "
+        f"{describe_groups(list(training.validation_groups))} for validation (no group on two "
+        "sides; every group is listed in manifest.json)"
+    )
+
+
+def write_card(out: Path, manifest: Manifest, run: Run, quantize_command: str) -> None:
+    rows = []
+    for key, entry in manifest.artefacts.items():
+        m = entry.metrics
+        rows.append(
+            f"| {key} | {entry.size / 1024:.1f} KB | "
+            f"{100 * m.get('accuracy', float('nan')):.1f}% | "
+            f"{100 * m.get('macro_f1', float('nan')):.1f}% | "
+            f"{100 * m.get('agreement_with_torch', float('nan')):.1f}% | "
+            f"{m.get('runtime', '-')} |"
+        )
+    model = manifest.model
+    labels = [label for label in manifest.labels if label != manifest.background_label]
+    training = manifest.training
+    verification = manifest.verification
+    licence = manifest.licence
+    assert training is not None and verification is not None and licence is not None
+    background = (
+        f" It also has a `{manifest.background_label}` class (silence, noise, "
+        'other speech) so that it can say "nothing here" between sounds.'
+        if manifest.background_label
+        else ""
+    )
+    text = f"""# {manifest.name}
+
+## What it recognises
+{len(labels)} classes: {", ".join(labels)}.{background}
+Input: {manifest.window.seconds} s windows of {run.frontend.sample_rate} Hz audio as
+{run.frontend.n_mels}-band log-mel features ({run.frontend.fmin:g}-{
+        run.frontend.top_frequency:g} Hz).
+
+## Model
+{model["name"]}-{model["size"]}: {model["params"]:,} parameters, {model["macs"] / 1e6:.2f} M
+multiply-accumulates per window.
+
+## How it was trained
+On `{training.dataset}` ({training.layout} layout, {training.clips} clips),
+{how_trained(training)}{
+        "; plus "
+        + str(training.synthetic_speakers)
+        + " synthetic espeak-ng speakers as training-only data"
+        if training.synthetic_speakers
+        else ""
+    }.
+Reproduce it from the data with:
+
+```sh
+{training.command}
+{quantize_command}
+```
+
+## Verified metrics ({
+        "held-out " + describe_groups(list(training.test_groups))
+        if training.test_groups
+        else "a sample of its own training clips: a fidelity check, not an accuracy estimate"
+    }, device runtime)
+| artefact | size | accuracy | macro-F1 | agreement with torch | runtime |
+|---|---|---|---|---|---|
+{chr(10).join(rows)}
+
+## Limits
+- Judged on {
+        "the held-out group above only"
+        if training.test_groups
+        else "cross-validation over the groups it was trained on"
+    }: other speakers, microphones and rooms can score lower.
+- The model hears {run.frontend.fmin:g}-{run.frontend.top_frequency:g} Hz; a microphone at any
+  rate is resampled to {run.frontend.sample_rate} Hz.
+- Thresholds overridden at export: {", ".join(verification.thresholds_overridden) or "none"}.
+
+## Licence
+Trained on data under {licence.data}. Attribution:
+{licence.attribution}.
+"""
+    (out / "card.md").write_text(text)
