@@ -1,5 +1,5 @@
 # The two commands of the README:
-#   make demo   runs the main job on the shipped default, in a light device venv (no torch)
+#   make demo   replays the packaged demo through the default model, in a light device venv (no torch)
 #   make test   installs everything (apt + pip) and runs lint and the whole test suite
 PYTHON ?= python3
 VENV := .venv

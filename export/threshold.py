@@ -28,6 +28,7 @@ from edge_audio.deciders import Decider
 from edge_audio.errors import ConfigError, DatasetError
 from edge_audio.manifest import StreamSettings
 from edge_audio.scoring import Segment, precision_recall_f1, score_events
+from edge_audio.shipped import resolve_model
 from edge_audio.source import CHUNK_FRAMES
 from edge_audio.stream import StreamConfig, StreamEngine
 
@@ -204,6 +205,7 @@ def write_stream_settings(bundle_dir: Path, stream: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    args.bundle = resolve_model(str(args.bundle))  # a folder, or a shipped model's name
     stream = choose_threshold(
         args.bundle, args.data, args.layout, args.groups, args.per_stream, args.seed
     )
@@ -229,7 +231,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         epilog="example: python -m export threshold models/fsdd-digits "
         "--data ../shared/data/fsdd --layout fsdd",
     )
-    p.add_argument("bundle", type=Path, help="bundle folder (its manifest is updated)")
+    p.add_argument(
+        "bundle", type=Path, help="bundle folder or shipped model name (its manifest is updated)"
+    )
     p.add_argument("--data", type=Path, required=True, help="the dataset it was trained on")
     p.add_argument("--layout", choices=LAYOUTS, required=True)
     p.add_argument("--groups", nargs="+", help="held-out groups (default: the manifest's)")
