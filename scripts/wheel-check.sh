@@ -22,6 +22,10 @@ echo "wheel-check: built $(basename "$wheel") ($(du -k "$wheel" | cut -f1) KB)"
 cd "$work"
 mkdir empty && cd empty
 "$work/venv/bin/edge-audio" listen --demo
+# The same through --simulate, with the path the installed package gives.
+demo=$("$work/venv/bin/python" -c 'from edge_audio.shipped import demo_recording; print(demo_recording())')
+case "$demo" in "$work/venv/"*) ;; *) echo "wheel-check: the demo is not in the venv: $demo" >&2; exit 1;; esac
+"$work/venv/bin/edge-audio" listen --simulate "$demo" --json >/dev/null
 "$work/venv/bin/edge-audio" listen --demo --json | "$work/venv/bin/python" -c '
 import json, sys
 summary = [json.loads(line) for line in sys.stdin][-1]
