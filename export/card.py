@@ -66,13 +66,11 @@ def write_manifest(
         "tflite-fp32": "model.fp32.tflite",
         "tflite-int8": "model.int8.tflite",
     }
-    dataset = run.config["dataset"]
-    licence_key = {"fsdd": "fsdd", "esc50": "esc50"}.get(
-        dataset["layout"], Path(dataset["root"]).name
-    )
+    dataset = run.config.dataset
+    licence_key = {"fsdd": "fsdd", "esc50": "esc50"}.get(dataset.layout, Path(dataset.root).name)
     licence, attribution = LICENCES.get(
         licence_key,
-        ("the licence of the training data", f"trained on {Path(dataset['root']).name}"),
+        ("the licence of the training data", f"trained on {Path(dataset.root).name}"),
     )
     artefacts = {}
     for key, file in files.items():
@@ -92,43 +90,42 @@ def write_manifest(
             {k: v for k, v in results.get(key, {}).items() if k != "confusion"},
             int8_method if int8_tflite else None,
         )
-    split = run.config["split"]
-    window = run.config["window"]
+    config = run.config
+    test_groups, window = config.test_groups, config.window
+    validation_groups = config.split.validation_groups if config.split else ()
     manifest = Manifest(
         name=name,
         created_by=f"edge-audio {__version__}",
         labels=tuple(run.labels),
-        background_label=run.config.get("background_class"),
+        background_label=config.background_class,
         frontend=run.frontend,
         window=WindowSpec(
             run.plan.frames,
             run.plan.mode,
             run.plan.hop,
-            window["seconds"],
-            window["hop_seconds"],
+            window.seconds,
+            window.hop_seconds,
             stream_stride,
         ),
-        input=InputSpec((1, 1, *run.config["model"]["input_shape"]), run.model.dynamic_range),
-        model=run.config["model"],
+        input=InputSpec((1, 1, *config.model.input_shape), run.model.dynamic_range),
+        model=config.model.to_dict(),
         artefacts=artefacts,
         training=TrainingRecord(
-            dataset=Path(dataset["root"]).name,
-            layout=dataset["layout"],
-            clips=dataset["clips"],
-            groups=tuple(dataset["groups"]),
-            test_groups=tuple(split["test_groups"]),
-            validation_groups=tuple(split["validation_groups"]),
-            synthetic_speakers=len(run.config.get("synthetic_speakers", [])),
-            command=run.config.get("command"),
-            seed=run.config.get("seed"),
-            final_fit=not split["test_groups"],
+            dataset=Path(dataset.root).name,
+            layout=dataset.layout,
+            clips=dataset.clips,
+            groups=dataset.groups,
+            test_groups=test_groups,
+            validation_groups=validation_groups,
+            synthetic_speakers=len(config.synthetic_speakers),
+            command=config.command,
+            seed=config.seed,
+            final_fit=not test_groups,
             cross_validation=cv_estimate(run),
             files_digest=digest,
         ),
         calibration_windows=calibration,
-        verification=Verification(
-            tuple(split["test_groups"]), FP32_AGREEMENT, INT8_MAX_DROP, tuple(overridden)
-        ),
+        verification=Verification(test_groups, FP32_AGREEMENT, INT8_MAX_DROP, tuple(overridden)),
         licence=Licence(licence, attribution),
     )
     write_bundle_manifest(out, manifest)

@@ -59,7 +59,7 @@ def quantize_command(args: argparse.Namespace) -> int:
     out: Path = args.out
     name = args.name or out.name
     print(
-        f"{run.root}: {run.config['model']['name']}-{run.config['model']['size']}, "
+        f"{run.root}: {run.config.model.name}-{run.config.model.size}, "
         f"{len(run.labels)} labels; loading calibration and held-out data"
     )
     calibration, held, training = load_data(run, args.data, args.cache, args.calibration, args.seed)
@@ -71,7 +71,7 @@ def quantize_command(args: argparse.Namespace) -> int:
         )
     elif len(calibration) < args.calibration:
         print(f"  note: {len(calibration)} calibration windows (asked for {args.calibration})")
-    if not run.config["split"]["test_groups"]:
+    if not run.config.test_groups:
         print(
             f"  final fit on every group: int8 is verified against fp32 on {held.truth.size} "
             "of its own clips; the accuracy estimate is the run's cross-validation"
@@ -141,7 +141,7 @@ def quantize_command(args: argparse.Namespace) -> int:
         )
         command = "python -m export " + " ".join(shlex.quote(a) for a in args.argv)
         write_card(work, manifest, run, command)
-        if manifest.task == "detection" and not run.config["split"]["test_groups"]:
+        if manifest.task == "detection" and not run.config.test_groups:
             print(
                 "  note: no held-out group to choose the stream threshold on (a final fit); "
                 "the bundle keeps 0.5 until `python -m export threshold` runs on other data"
@@ -149,9 +149,9 @@ def quantize_command(args: argparse.Namespace) -> int:
         elif manifest.task == "detection":  # the stream threshold, on held-out streams
             from .threshold import choose_threshold, write_stream_settings
 
-            dataset = run.config["dataset"]
-            root = args.data or Path(dataset["root"])
-            stream = choose_threshold(work, root, dataset["layout"], seed=args.seed)
+            dataset = run.config.dataset
+            root = args.data or Path(dataset.root)
+            stream = choose_threshold(work, root, dataset.layout, seed=args.seed)
             write_stream_settings(work, stream)
             print(
                 f"  stream threshold {stream['threshold']:.2f} (best event F1 on held-out streams)"
@@ -159,7 +159,7 @@ def quantize_command(args: argparse.Namespace) -> int:
         from .report import plot_confusion
 
         int8 = results["tflite-int8"]
-        test_groups = run.config["split"]["test_groups"]
+        test_groups = list(run.config.test_groups)
         plot_confusion(
             int8["confusion"],
             run.labels,

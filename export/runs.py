@@ -26,6 +26,7 @@ from .data import (
 from .fit import FitResult, Log
 from .folds import Fold
 from .material import Material
+from .run_config import RunConfig, SplitRecord
 from .schedule import Schedule
 
 
@@ -89,7 +90,7 @@ def fold_checks(
 def write_run(
     out: Path,
     result: FoldResult,
-    config: dict[str, Any],
+    config: RunConfig,
     log: Log,
     estimate: dict[str, Any] | None = None,
 ) -> None:
@@ -101,18 +102,13 @@ def write_run(
 
     out.mkdir(parents=True, exist_ok=True)
     torch.save(result.state, out / "checkpoint.pt")
-    config = {
-        **config,
-        "split": {
-            "test_groups": result.fold.test_groups,
-            "validation_groups": result.fold.validation_groups,
-            "final_fit": not result.fold.test_groups,
-        },
-        "schedule": result.schedule.to_dict() if result.schedule else None,
-        "best_epoch": result.best_epoch,
-        "interrupted": result.interrupted,
-    }
-    (out / "config.json").write_text(json.dumps(config, indent=2))
+    written = config.after(
+        SplitRecord(tuple(result.fold.test_groups), tuple(result.fold.validation_groups)),
+        result.schedule.to_dict() if result.schedule else None,
+        result.best_epoch,
+        result.interrupted,
+    )
+    (out / "config.json").write_text(json.dumps(written.to_dict(), indent=2))
     metrics = {
         **result.metrics,
         "baseline": result.baseline,
@@ -129,7 +125,7 @@ def write_run(
             writer = csv.DictWriter(f, fieldnames=list(result.history[0]))
             writer.writeheader()
             writer.writerows(result.history)
-    name = f"{config['model']['name']}-{config['model']['size']}"
+    name = f"{config.model.name}-{config.model.size}"
     test = result.metrics["test"]
     if test["n"]:
         title = (
@@ -151,7 +147,7 @@ def write_run(
     if result.history:
         plot_curves(
             result.history,
-            f"{name} on {config['dataset']['layout']}",
+            f"{name} on {config.dataset.layout}",
             out / "curves.png",
             result.best_epoch,
         )
@@ -182,7 +178,7 @@ def merge_checks(results: list[FoldResult]) -> list[Check]:
 
 
 def write_cv_summary(
-    out: Path, results: list[FoldResult], config: dict, log: Log
+    out: Path, results: list[FoldResult], config: RunConfig, log: Log
 ) -> dict[str, Any]:
     accs = np.array([r.metrics["test"]["accuracy"] for r in results])
     f1s = np.array([r.metrics["test"]["macro_f1"] for r in results])
@@ -216,7 +212,7 @@ def write_cv_summary(
         "labels": results[0].metrics["test"]["labels"],
         "confusion": np.sum([r.metrics["test"]["confusion"] for r in results], axis=0).tolist(),
         "checks": [c.to_dict() for c in merge_checks(results)],
-        "model": config["model"],
+        "model": config.model.to_dict(),
     }
     if len(segments) == len(results):
         seg = np.array(segments)

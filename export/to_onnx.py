@@ -14,7 +14,7 @@ from .trained_run import Run
 def export_onnx_fp32(run: Run, path: Path) -> None:
     import torch
 
-    example = torch.zeros(1, 1, *run.config["model"]["input_shape"])
+    example = torch.zeros(1, 1, *run.config.model.input_shape)
     torch.onnx.export(
         run.model,
         (example,),

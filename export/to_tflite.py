@@ -53,7 +53,7 @@ def export_tflite_fp32(run: Run, path: Path) -> None:
     import litert_torch
     import torch
 
-    example = torch.zeros(1, 1, *run.config["model"]["input_shape"])
+    example = torch.zeros(1, 1, *run.config.model.input_shape)
     litert_torch.convert(run.model, (example,)).export(str(path))
 
 

@@ -46,6 +46,9 @@ from .fit import Log, TrainSettings, evaluate_clips, fit, require_torch, window_
 from .folds import Fold, limit_per_class_and_group, plan_folds
 from .material import Material, add_background, non_target_speech, synthetic_speakers, words_for
 from .presets import PRESETS, Preset
+
+# --- folds ----------------------------------------------------------------------
+from .run_config import DatasetRecord, ModelRecord, RunConfig, RunWindow
 from .runs import (
     FoldResult,
     final_epochs,
@@ -56,9 +59,6 @@ from .runs import (
     write_run,
 )
 from .schedule import DEFAULT_MIN_STEPS
-
-# --- folds ----------------------------------------------------------------------
-
 
 # --- synthetic speakers and background --------------------------------------------
 
@@ -233,43 +233,37 @@ def train_command(args: argparse.Namespace) -> int:
     )
     prof = profile(build_model(spec), spec.input_shape)
     log(f"model {settings.model}-{settings.size}: {prof.describe()}")
-    config = {
-        "model": {
-            "name": settings.model,
-            "size": settings.size,
-            "params": prof.params,
-            "macs": prof.macs,
-            "int8_bytes_estimate": prof.int8_bytes,
-            "dynamic_range": settings.dynamic_range,
-            "input_shape": list(spec.input_shape),
-        },
-        "frontend": preset.frontend.to_dict(),
-        "labels": labels,
-        "background_class": BACKGROUND if material.background else None,
-        "window": {
-            "frames": plan.frames,
-            "mode": plan.mode,
-            "hop_frames": plan.hop,
-            "seconds": preset.window_s,
-            "hop_seconds": preset.hop_s,
-        },
-        "dataset": {
-            "root": str(index.root),
-            "layout": args.layout,
-            "clips": len(clips.clips),
-            "groups": clips.groups,
-            "groups_declared": material.groups_declared,
-            "groups_option": args.groups,
-            "skipped": len(clips.skipped),
-            "folds": args.folds,
-        },
-        "synthetic_speakers": voice_names,
-        "seed": args.seed,
-        "augmentation": {**settings.augment.to_dict(), "mixup": settings.mixup},
-        "training": {k: v for k, v in settings.__dict__.items() if k != "augment"},
-        "distributed": {"processes": world.size, "device": world.device},
-        "command": "python -m export " + " ".join(shlex.quote(a) for a in args.argv),
-    }
+    config = RunConfig(
+        model=ModelRecord(
+            settings.model,
+            settings.size,
+            prof.params,
+            prof.macs,
+            prof.int8_bytes,
+            settings.dynamic_range,
+            (spec.input_shape[0], spec.input_shape[1]),
+        ),
+        frontend=preset.frontend,
+        labels=tuple(labels),
+        background_class=BACKGROUND if material.background else None,
+        window=RunWindow(plan.frames, plan.mode, plan.hop, preset.window_s, preset.hop_s),
+        dataset=DatasetRecord(
+            str(index.root),
+            args.layout,
+            len(clips.clips),
+            tuple(clips.groups),
+            material.groups_declared,
+            args.groups,
+            len(clips.skipped),
+            None if args.folds is None else tuple(args.folds),
+        ),
+        synthetic_speakers=tuple(voice_names),
+        seed=args.seed,
+        augmentation={**settings.augment.to_dict(), "mixup": settings.mixup},
+        training={k: v for k, v in settings.__dict__.items() if k != "augment"},
+        distributed={"processes": world.size, "device": world.device},
+        command="python -m export " + " ".join(shlex.quote(a) for a in args.argv),
+    )
     results = []
     summary: dict[str, Any] | None = None
     for fold in folds:

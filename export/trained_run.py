@@ -25,6 +25,7 @@ from .data import (
     load_clips,
     make_batch,
 )
+from .run_config import RunConfig, RunConfigError
 
 # A final fit holds nothing out: int8 is checked against fp32 on this many of its clips.
 FINAL_FIT_VERIFY_CLIPS = 600
@@ -37,7 +38,7 @@ class QuantizeError(EdgeAudioError):
 @dataclass
 class Run:
     root: Path
-    config: dict[str, Any]
+    config: RunConfig
     model: Any  # torch.nn.Module, eval mode, BatchNorm folded
     plan: WindowPlan
     frontend: FrontendConfig
@@ -53,21 +54,23 @@ def load_run(root: Path) -> Run:
     for path in (config_path, checkpoint):
         if not path.is_file():
             raise QuantizeError(f"{root}: no {path.name} (is this a training run directory?)")
-    config = json.loads(config_path.read_text())
-    model_cfg = config["model"]
+    try:
+        config = RunConfig.from_dict(json.loads(config_path.read_text()))
+    except json.JSONDecodeError as exc:
+        raise QuantizeError(f"{config_path}: not valid JSON ({exc.msg})") from None
+    except RunConfigError as exc:
+        raise QuantizeError(f"{root}: {exc}") from None
     spec = ModelSpec(
-        model_cfg["name"], model_cfg["size"], len(config["labels"]), tuple(model_cfg["input_shape"])
+        config.model.name, config.model.size, len(config.labels), config.model.input_shape
     )
     model = build_model(spec)
-    model.dynamic_range = model_cfg["dynamic_range"]
+    model.dynamic_range = config.model.dynamic_range  # type: ignore[assignment]  # run_model reads it
     model.load_state_dict(torch.load(checkpoint, weights_only=True))
     model.eval()
     fold_batchnorm(model)
-    window = config["window"]
-    plan = WindowPlan(window["frames"], window["mode"], window["hop_frames"])
-    return Run(
-        root, config, model, plan, FrontendConfig.from_dict(config["frontend"]), config["labels"]
-    )
+    window = config.window
+    plan = WindowPlan(window.frames, window.mode, window.hop_frames)
+    return Run(root, config, model, plan, config.frontend, list(config.labels))
 
 
 def fold_batchnorm(model: Any) -> None:
@@ -108,13 +111,15 @@ class HeldOut:
     truth: np.ndarray  # [n_clips] label index
 
 
-def unheard_groups(config: dict[str, Any]) -> set[str]:
+def unheard_groups(config: RunConfig) -> set[str]:
     """The groups a run's final model never trained on: its test groups, and its
     validation groups unless it was refit on them (a final fit has neither)."""
-    split = config["split"]
-    unheard = set(split["test_groups"])
-    if not config.get("training", {}).get("refit"):
-        unheard |= set(split["validation_groups"])
+    split = config.split
+    if split is None:
+        raise QuantizeError("the run's config.json has no split (was its training finished?)")
+    unheard = set(split.test_groups)
+    if not config.training.get("refit"):
+        unheard |= set(split.validation_groups)
     return unheard
 
 
@@ -124,32 +129,35 @@ def load_data(
     """Calibration windows from the groups the model trained on (spread over every
     class) and the clips to verify on: the held-out test clips of the run's split,
     or for a final fit on every group (nothing held out) a sample of its clips."""
-    dataset = run.config["dataset"]
-    root = data_root or Path(dataset["root"])
+    dataset = run.config.dataset
+    root = data_root or Path(dataset.root)
     if not root.is_dir():
         raise DatasetError(f"{root}: the run's dataset is not here; pass --data")
     index = scan(
-        root, dataset["layout"], folds=dataset.get("folds"), groups=dataset.get("groups_option")
+        root,
+        dataset.layout,
+        folds=None if dataset.folds is None else list(dataset.folds),
+        groups=dataset.groups_option,
     )
     cache = FeatureCache(run.frontend, cache_dir)
     clips = load_clips(index, cache, progress=False)
     clips = ClipSet(clips.clips, run.labels, clips.skipped)
-    split = run.config["split"]
+    test_groups = run.config.test_groups
     unheard = unheard_groups(run.config)
     train = [i for i, c in enumerate(clips.clips) if c.group not in unheard]
-    test = [i for i, c in enumerate(clips.clips) if c.group in split["test_groups"]]
-    if not split["test_groups"]:  # a final fit: check fidelity on a sample of its clips
+    test = [i for i, c in enumerate(clips.clips) if c.group in test_groups]
+    if not test_groups:  # a final fit: check fidelity on a sample of its clips
         rng = np.random.default_rng(seed + 11)
         test = sorted(rng.permutation(len(clips.clips))[:FINAL_FIT_VERIFY_CLIPS].tolist())
-    if run.config.get("background_class"):
+    if run.config.background_class:
         # Background clips join calibration only: the held-out figures, like the
         # training report's, are about the dataset's own clips.
-        seconds = run.config["window"]["seconds"]
+        seconds = run.config.window.seconds
         extra = background_clips(cache, 30, seconds, seed + 101, "bg-calibration")
         train.extend(range(len(clips.clips), len(clips.clips) + len(extra)))
         clips.clips.extend(extra)
     if not test:
-        raise DatasetError(f"no held-out clips of groups {split['test_groups']} in {root}")
+        raise DatasetError(f"no held-out clips of groups {list(test_groups)} in {root}")
     label_index = {label: i for i, label in enumerate(run.labels)}
     rng = np.random.default_rng(seed)
     rows = index_windows(clips, train, run.plan, run.frontend.floor_db)

@@ -326,6 +326,32 @@ def test_quantize_without_a_run_is_one_line(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_a_broken_run_config_is_one_line_naming_the_field(bundle_dir, tmp_path, capsys):
+    from export.cli import main as export_main
+    from export.run_config import RunConfig
+
+    run = tmp_path / "run"
+    shutil.copytree(bundle_dir.parent / "run", run)
+    good = json.loads((run / "config.json").read_text())
+
+    def quantize_with(config: dict) -> str:
+        (run / "config.json").write_text(json.dumps(config))
+        assert export_main(["quantize", str(run), "--out", str(tmp_path / "b")]) == 2
+        return capsys.readouterr().err
+
+    broken = json.loads(json.dumps(good))
+    del broken["model"]["input_shape"]
+    assert "config.json has no 'model.input_shape'" in quantize_with(broken)
+    broken["model"]["input_shape"] = [98]
+    assert "'model.input_shape' must be [frames, mels]" in quantize_with(broken)
+    broken["model"]["input_shape"] = good["model"]["input_shape"]
+    broken["schema_version"] = 9
+    assert "schema version 9 is not one this edge-audio reads" in quantize_with(broken)
+    # A run written before config.json had a schema version reads as version 1.
+    del broken["schema_version"]
+    assert RunConfig.from_dict(broken).schema_version == 1
+
+
 def test_evaluate_warns_when_it_scores_the_training_data(bundle_dir, tones, tmp_path, capsys):
     manifest = json.loads((bundle_dir / "manifest.json").read_text())
     trained_on = manifest["training"]["files_digest"]["count"]

@@ -114,11 +114,22 @@ def test_a_whole_clip_window_still_moves_in_time():
 
 
 def test_calibration_uses_the_validation_groups_after_a_refit():
+    from dataclasses import replace
+
+    from edge_audio.frontend import FrontendConfig
+    from export.run_config import DatasetRecord, ModelRecord, RunConfig, RunWindow, SplitRecord
     from export.trained_run import unheard_groups
 
-    split = {"test_groups": ["theo"], "validation_groups": ["nicolas"]}
-    assert unheard_groups({"split": split, "training": {"refit": False}}) == {"theo", "nicolas"}
-    assert unheard_groups({"split": split, "training": {"refit": True}}) == {"theo"}
+    config = RunConfig(
+        model=ModelRecord("dscnn", "small", 0, 0, 0, 80.0, (98, 40)),
+        frontend=FrontendConfig(),
+        labels=("one", "two"),
+        window=RunWindow(98, "keyword", 25, 1.0, 0.25),
+        dataset=DatasetRecord("fsdd", "fsdd", 2, ("theo", "nicolas", "lucas")),
+        split=SplitRecord(("theo",), ("nicolas",)),
+    )
+    assert unheard_groups(replace(config, training={"refit": False})) == {"theo", "nicolas"}
+    assert unheard_groups(replace(config, training={"refit": True})) == {"theo"}
 
 
 # --- training on a small dataset ---------------------------------------------------------
@@ -174,6 +185,11 @@ def test_the_recipe_learns_a_small_dataset_that_a_fixed_epoch_count_underfits(sm
     sized = json.loads((tmp_path / "sized" / "metrics.json").read_text())
     config = json.loads((tmp_path / "sized" / "config.json").read_text())
     assert config["schedule"]["total_steps"] >= 400
+    # config.json is the typed RunConfig's: it reads back to the same document.
+    from export.run_config import RunConfig
+
+    assert config["schema_version"] == 1
+    assert RunConfig.from_dict(config).to_dict() == config
     assert sized["test"]["accuracy"] >= 0.9 > fixed["test"]["accuracy"]
     assert sized["test"]["accuracy"] >= sized["baseline"]["accuracy"] - 0.05
     assert not {"below_baseline", "underfitting"} & {c["code"] for c in sized["checks"]}
