@@ -23,6 +23,7 @@ from typing import Any
 
 from .digest import TrainingDigest
 from .errors import EdgeAudioError
+from .fields import require
 from .frontend import FrontendConfig
 
 SCHEMA_VERSION = 2
@@ -39,16 +40,7 @@ class ManifestError(EdgeAudioError, ValueError):
 
 
 def _get(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
-    if key not in data:
-        raise ManifestError(f"manifest has no '{where}{key}'")
-    value = data[key]
-    if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _kinds(kind)):
-        raise ManifestError(f"manifest '{where}{key}' has the wrong type")
-    return value
-
-
-def _kinds(kind: type | tuple[type, ...]) -> tuple[type, ...]:
-    return kind if isinstance(kind, tuple) else (kind,)
+    return require(data, key, kind, where, ManifestError, "manifest")
 
 
 def _section(data: Mapping[str, Any], key: str, where: str = "") -> Mapping[str, Any]:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from edge_audio.errors import EdgeAudioError
+from edge_audio.fields import require
 from edge_audio.frontend import FrontendConfig
 
 RUN_SCHEMA_VERSION = 1
@@ -29,12 +30,7 @@ class RunConfigError(EdgeAudioError, ValueError):
 
 
 def _get(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
-    if key not in data:
-        raise RunConfigError(f"config.json has no '{where}{key}'")
-    value = data[key]
-    if not isinstance(value, kind):
-        raise RunConfigError(f"config.json '{where}{key}' has the wrong type")
-    return value
+    return require(data, key, kind, where, RunConfigError, "config.json")
 
 
 @dataclass(frozen=True)
