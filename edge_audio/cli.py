@@ -18,7 +18,7 @@ __all__ = ["EXIT_BAD_INPUT", "build_parser", "main"]
 
 COMMANDS = {
     name: f"edge_audio.commands.{name}"
-    for name in ("features", "scan", "evaluate", "listen", "bench", "pack", "export")
+    for name in ("features", "scan", "evaluate", "listen", "record", "bench", "pack", "export")
 }
 
 
