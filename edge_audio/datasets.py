@@ -26,6 +26,9 @@ from .errors import AudioFileError, DatasetError
 
 AUDIO_SUFFIXES = (".wav", ".wave", ".flac", ".ogg", ".mp3", ".au", ".aiff", ".aif")
 LAYOUTS = ("folder", "esc50", "fsdd", "speech-commands", "gtzan")
+# A detector's "nothing here" class: the folder name `record` writes negatives to
+# and the label the toolchain trains them as.
+BACKGROUND_LABEL = "_background_"
 _FSDD_NAME = re.compile(r"^(?P<label>[^_]+)_(?P<speaker>[^_]+)_(?P<take>\d+)$")
 NO_GROUPS_NOTE = (
     "no groups declared, so each file is its own group: if one speaker, session or "

@@ -21,10 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from .audio import write_wav
+from .datasets import BACKGROUND_LABEL
 from .errors import ConfigError
 from .source import Source
 
-BACKGROUND_LABEL = "_background_"  # the folder a detector's negatives go in
+__all__ = ["BACKGROUND_LABEL", "RecordPlan", "SampleReader", "default_session", "record"]
 MINUTE_FILE_S = 60.0  # long recordings are cut into files of a minute each
 
 

@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from edge_audio.audio import load_audio
-from edge_audio.datasets import DatasetIndex, Record, Skipped
+from edge_audio.datasets import BACKGROUND_LABEL, DatasetIndex, Record, Skipped
 from edge_audio.errors import AudioFileError, DatasetError
 from edge_audio.frontend import FrontendConfig, LogMel
 from edge_audio.windows import FLOOR_DB, WindowPlan, cut_window
 
-BACKGROUND = "_background_"
+BACKGROUND = BACKGROUND_LABEL
 
 
 def default_cache_dir() -> Path:
