@@ -20,10 +20,8 @@ from typing import Any
 from .digest import TrainingDigest
 from .errors import EdgeAudioError
 from .frontend import FrontendConfig
-from .manifest import SCHEMA_VERSION, ArtefactEntry, Manifest, ManifestError, Quantization
+from .manifest import ArtefactEntry, Manifest, ManifestError, Quantization
 from .windows import WindowPlan
-
-__all__ = ["SCHEMA_VERSION", "Artefact", "Bundle", "BundleError", "load_bundle", "sha256_of"]
 
 MANIFEST = "manifest.json"
 
