@@ -12,10 +12,10 @@ from __future__ import annotations
 from importlib.resources import files
 from pathlib import Path
 
+from .bundle import MANIFEST
 from .errors import EdgeAudioError
 
 DEFAULT_MODEL_NAME = "fsdd-digits"
-MANIFEST = "manifest.json"
 # models/ of a checkout: beside the package folder. A wheel install has none.
 REPO_MODELS = Path(__file__).resolve().parent.parent / "models"
 
