@@ -71,7 +71,7 @@ class Bundle:
     @property
     def window(self) -> WindowPlan:
         w = self.manifest.window
-        return WindowPlan(w.frames, w.mode, w.hop_frames)
+        return WindowPlan.for_frontend(w.frames, w.mode, w.hop_frames, self.frontend)
 
     @property
     def window_seconds(self) -> float:

@@ -58,7 +58,7 @@ def clip_probabilities(
     features = frontend(samples)
     if features.shape[0] == 0:
         raise ValueError("shorter than one analysis window")
-    windows = bundle.window.clip_windows(features, bundle.frontend.floor_db)
+    windows = bundle.window.clip_windows(features)
     return np.asarray(backend.probabilities(windows).mean(axis=0))
 
 

@@ -5,6 +5,15 @@ and zero-padded to n_fft. A frame is therefore complete as soon as its last
 sample arrives, which is what a streaming device needs (no centring, no look-ahead).
 The power spectrum of a zero-padded frame equals that of librosa's centred-window
 frame shifted by (n_fft - win_length) // 2 samples, which the parity test uses.
+
+Two families of settings share the code:
+- the kit's own models: power in dB (10*log10 with a hard floor), Slaney or HTK
+  mels with triangles in Hz, a periodic window;
+- a pretrained network's input, reproduced exactly (EfficientAT, see
+  export/presets.py): pre-emphasis, a symmetric window, Kaldi-style mels
+  (triangles in the mel domain), ln(power + floor), then an affine map
+  (x + offset) / divisor. The network heard centred frames; causal frames are the
+  same frames on a grid shifted by a fraction of a hop, which it does not notice.
 """
 
 from __future__ import annotations
@@ -19,9 +28,10 @@ import scipy.fft
 
 from .errors import ConfigError
 
-MEL_SCALES = ("htk", "slaney")
+MEL_SCALES = ("htk", "slaney", "kaldi")  # kaldi: HTK's mel formula, triangles in mel
 MEL_NORMS = ("slaney", "none")
-WINDOWS = ("hann", "hamming")
+WINDOWS = ("hann", "hamming", "hann_symmetric")
+LOGS = ("db", "ln")  # db: 10*log10(max(p, floor)); ln: ln(p + floor)
 
 
 @dataclass(frozen=True)
@@ -39,6 +49,10 @@ class FrontendConfig:
     mel_norm: str = "slaney"  # "slaney": each filter has unit area; "none": unit peak
     window: str = "hann"
     log_floor: float = 1e-10  # power floor before 10*log10: the output never goes below -100 dB
+    pre_emphasis: float = 0.0  # y[n] = x[n] - pre_emphasis * x[n-1]; 0: off
+    log: str = "db"
+    offset: float = 0.0  # output = (log + offset) / divisor
+    divisor: float = 1.0
 
     def __post_init__(self) -> None:
         def need(ok: bool, message: str) -> None:
@@ -70,6 +84,12 @@ class FrontendConfig:
         need(self.mel_norm in MEL_NORMS, f"mel_norm must be one of {MEL_NORMS}")
         need(self.window in WINDOWS, f"window must be one of {WINDOWS}")
         need(self.log_floor > 0, f"log_floor must be positive, got {self.log_floor}")
+        need(self.log in LOGS, f"log must be one of {LOGS}")
+        need(
+            0.0 <= self.pre_emphasis < 1.0,
+            f"pre_emphasis must be in [0, 1), got {self.pre_emphasis}",
+        )
+        need(self.divisor > 0, f"divisor must be positive, got {self.divisor}")
 
     @property
     def top_frequency(self) -> float:
@@ -81,8 +101,22 @@ class FrontendConfig:
 
     @property
     def floor_db(self) -> float:
-        """The lowest value a feature can take: digital silence."""
-        return 10.0 * math.log10(self.log_floor)
+        """The lowest value a feature can take: digital silence (in dB for the
+        kit's own features; in the network's units for a pretrained frontend)."""
+        return self.feature_of_power(0.0)
+
+    def feature_of_power(self, power: float) -> float:
+        """The feature a mel band of this power gives: the log, then the affine map."""
+        if self.log == "db":
+            value = 10.0 * math.log10(max(power, self.log_floor))
+        else:
+            value = math.log(power + self.log_floor)
+        return (value + self.offset) / self.divisor
+
+    @property
+    def silence_level(self) -> float:
+        """Features at or below this are silence: 1 dB of power above the floor."""
+        return self.feature_of_power(self.log_floor * 10**0.1)
 
     def n_frames(self, n_samples: int) -> int:
         """How many complete frames `n_samples` samples give."""
@@ -132,7 +166,7 @@ _SLANEY_LOGSTEP = np.log(6.4) / 27.0
 
 def hz_to_mel(hz: np.ndarray | float, scale: str = "slaney") -> np.ndarray:
     hz = np.asarray(hz, dtype=np.float64)
-    if scale == "htk":
+    if scale in ("htk", "kaldi"):  # 1127 ln(1 + f/700) is the same curve
         return 2595.0 * np.log10(1.0 + hz / 700.0)
     linear = hz / _SLANEY_F_SP
     log = _SLANEY_MIN_LOG_MEL + np.log(np.maximum(hz, 1e-10) / _SLANEY_MIN_LOG_HZ) / _SLANEY_LOGSTEP
@@ -141,7 +175,7 @@ def hz_to_mel(hz: np.ndarray | float, scale: str = "slaney") -> np.ndarray:
 
 def mel_to_hz(mel: np.ndarray | float, scale: str = "slaney") -> np.ndarray:
     mel = np.asarray(mel, dtype=np.float64)
-    if scale == "htk":
+    if scale in ("htk", "kaldi"):
         return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
     linear = mel * _SLANEY_F_SP
     log = _SLANEY_MIN_LOG_HZ * np.exp(_SLANEY_LOGSTEP * (mel - _SLANEY_MIN_LOG_MEL))
@@ -150,6 +184,8 @@ def mel_to_hz(mel: np.ndarray | float, scale: str = "slaney") -> np.ndarray:
 
 def mel_filterbank(config: FrontendConfig) -> np.ndarray:
     """Triangular filters [n_mels, n_bins], equally spaced on the mel scale."""
+    if config.mel_scale == "kaldi":
+        return _kaldi_filterbank(config)
     bin_hz = np.linspace(0.0, config.sample_rate / 2, config.n_bins)
     edges_mel = np.linspace(
         hz_to_mel(config.fmin, config.mel_scale),
@@ -167,10 +203,28 @@ def mel_filterbank(config: FrontendConfig) -> np.ndarray:
     return weights
 
 
+def _kaldi_filterbank(config: FrontendConfig) -> np.ndarray:
+    """Kaldi's filters: triangles whose edges are straight lines in the mel domain
+    (not in Hz), unit peak, over the bins below Nyquist; the Nyquist bin gets zero."""
+    bin_mel = hz_to_mel(np.arange(config.n_fft // 2) * config.sample_rate / config.n_fft, "kaldi")
+    edges = np.linspace(
+        hz_to_mel(config.fmin, "kaldi"), hz_to_mel(config.top_frequency, "kaldi"), config.n_mels + 2
+    )
+    left, centre, right = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    rising = (bin_mel[None, :] - left) / (centre - left)
+    falling = (right - bin_mel[None, :]) / (right - centre)
+    weights = np.maximum(0.0, np.minimum(rising, falling))
+    return np.pad(weights, ((0, 0), (0, 1)))  # the Nyquist bin
+
+
 def _window(config: FrontendConfig) -> np.ndarray:
     """The periodic window spectral analysis wants (scipy's get_window(...,
-    fftbins=True)), in NumPy: scipy.signal costs the device ~75 MB to import."""
-    phase = 2 * np.pi * np.arange(config.win_length) / config.win_length
+    fftbins=True)), or the symmetric one a pretrained network was trained with,
+    in NumPy: scipy.signal costs the device ~75 MB to import."""
+    n = config.win_length
+    if config.window == "hann_symmetric":
+        return 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / max(n - 1, 1))
+    phase = 2 * np.pi * np.arange(n) / n
     a0 = 0.5 if config.window == "hann" else 0.54
     return a0 - (1 - a0) * np.cos(phase)
 
@@ -191,7 +245,17 @@ class LogMel:
         x = np.ascontiguousarray(samples, dtype=np.float32)
         if x.ndim != 1:
             raise ValueError(f"expected mono samples [n], got shape {x.shape}")
-        return self._frames_to_logmel(self._frame(x))
+        return self._frames_to_logmel(self._frame(self.emphasise(x, np.float32(0.0))))
+
+    def emphasise(self, x: np.ndarray, previous: np.float32) -> np.ndarray:
+        """Pre-emphasis, given the sample before x (0 at the start of a signal)."""
+        k = self.config.pre_emphasis
+        if k == 0.0 or x.size == 0:
+            return x
+        y = x.copy()
+        y[1:] -= np.float32(k) * x[:-1]
+        y[0] -= np.float32(k) * previous
+        return y
 
     def _frame(self, x: np.ndarray) -> np.ndarray:
         cfg = self.config
@@ -208,9 +272,17 @@ class LogMel:
         power = spectrum.real**2
         power += spectrum.imag**2
         mel = power @ self._filters_t
-        np.maximum(mel, self._floor, out=mel)
-        np.log10(mel, out=mel)
-        mel *= np.float32(10.0)
+        cfg = self.config
+        if cfg.log == "db":
+            np.maximum(mel, self._floor, out=mel)
+            np.log10(mel, out=mel)
+            mel *= np.float32(10.0)
+        else:
+            mel += self._floor
+            np.log(mel, out=mel)
+        if cfg.offset != 0.0 or cfg.divisor != 1.0:
+            mel += np.float32(cfg.offset)
+            mel /= np.float32(cfg.divisor)
         return np.asarray(mel)
 
     def stream(self) -> StreamingLogMel:
@@ -230,13 +302,17 @@ class StreamingLogMel:
         self._logmel = logmel if isinstance(logmel, LogMel) else LogMel(logmel)
         self.config = self._logmel.config
         self._pending = np.empty(0, dtype=np.float32)
+        self._last_sample = np.float32(0.0)  # pre-emphasis looks one sample back
         self.frames_emitted = 0
         self.samples_seen = 0
 
     def push(self, chunk: np.ndarray) -> np.ndarray:
         """Feed samples; get the newly completed frames [k, n_mels] (k may be 0)."""
-        chunk = np.asarray(chunk, dtype=np.float32).reshape(-1)
-        self.samples_seen += chunk.size
+        raw = np.asarray(chunk, dtype=np.float32).reshape(-1)
+        self.samples_seen += raw.size
+        chunk = self._logmel.emphasise(raw, self._last_sample)
+        if raw.size:
+            self._last_sample = raw[-1]
         x = np.concatenate((self._pending, chunk)) if self._pending.size else chunk
         n = self.config.n_frames(x.size)
         if n == 0:
@@ -249,6 +325,7 @@ class StreamingLogMel:
 
     def reset(self) -> None:
         self._pending = np.empty(0, dtype=np.float32)
+        self._last_sample = np.float32(0.0)
         self.frames_emitted = 0
         self.samples_seen = 0
 

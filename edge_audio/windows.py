@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .frontend import FrontendConfig
+
 FLOOR_DB = -100.0  # what a window holds where the audio does not reach
 # A window whose loudest cell is this close to the floor holds no sound at all
 # (digital silence, or padding): normalise() would blow it up to full scale.
@@ -25,6 +27,14 @@ class WindowPlan:
     frames: int
     mode: str  # "keyword" or "segments"
     hop: int
+    # The features' own levels (FrontendConfig.floor_db and .silence_level): what
+    # padding holds, and the loudest a window may be and still count as silence.
+    floor: float = FLOOR_DB
+    silence: float = FLOOR_DB + SILENCE_MARGIN_DB
+
+    @classmethod
+    def for_frontend(cls, frames: int, mode: str, hop: int, frontend: FrontendConfig) -> WindowPlan:
+        return cls(frames, mode, hop, frontend.floor_db, frontend.silence_level)
 
     def __post_init__(self) -> None:
         if self.mode not in ("keyword", "segments"):
@@ -55,37 +65,43 @@ class WindowPlan:
             return int(np.clip(start, 0, features.shape[0] - self.frames))
         return start
 
-    def sounding(
-        self, features: np.ndarray, floor_db: float = FLOOR_DB
-    ) -> tuple[list[int], np.ndarray]:
+    def sounding(self, features: np.ndarray) -> tuple[list[int], np.ndarray]:
         """The clip's windows that hold sound: their starts (as `windows_of` gives
         them) and the windows [n, frames, mels]. Training and evaluation both skip
         silent windows through here; a clip silent throughout keeps its first."""
         starts = self.windows_of(features.shape[0])
         windows = np.stack(
-            [cut_window(features, self.start_for(features, s), self.frames) for s in starts]
+            [
+                cut_window(features, self.start_for(features, s), self.frames, self.floor)
+                for s in starts
+            ]
         )
-        sound = ~is_silent(windows, floor_db)
+        sound = ~is_silent(windows, self.silence)
         if not sound.any():
             return starts[:1], windows[:1]
         return [s for s, keep in zip(starts, sound, strict=True) if keep], windows[sound]
 
-    def clip_windows(self, features: np.ndarray, floor_db: float = FLOOR_DB) -> np.ndarray:
+    def clip_windows(self, features: np.ndarray) -> np.ndarray:
         """The windows of one clip that hold sound [n, frames, mels], as evaluation
         scores it."""
-        return self.sounding(features, floor_db)[1]
+        return self.sounding(features)[1]
+
+    def cut(self, features: np.ndarray, start: int) -> np.ndarray:
+        return cut_window(features, start, self.frames, self.floor)
 
 
-def is_silent(windows: np.ndarray, floor_db: float = FLOOR_DB) -> np.ndarray:
-    """True for each window [.., frames, mels] with no cell above the floor: digital
+def is_silent(windows: np.ndarray, silence: float = FLOOR_DB + SILENCE_MARGIN_DB) -> np.ndarray:
+    """True for each window [.., frames, mels] with no cell above `silence`: digital
     silence, which level normalisation would turn into the loudest possible input."""
     x = np.asarray(windows)
-    return np.asarray(x.max(axis=(-2, -1)) <= max(floor_db, FLOOR_DB) + SILENCE_MARGIN_DB)
+    return np.asarray(x.max(axis=(-2, -1)) <= silence)
 
 
-def cut_window(features: np.ndarray, start: int, frames: int) -> np.ndarray:
+def cut_window(
+    features: np.ndarray, start: int, frames: int, floor: float = FLOOR_DB
+) -> np.ndarray:
     """features[start:start+frames], padded with the floor where it runs off the clip."""
-    out = np.full((frames, features.shape[1]), FLOOR_DB, dtype=np.float32)
+    out = np.full((frames, features.shape[1]), floor, dtype=np.float32)
     lo, hi = max(start, 0), min(start + frames, features.shape[0])
     if hi > lo:
         out[lo - start : hi - start] = features[lo:hi]
@@ -98,7 +114,10 @@ def energy_centre(features: np.ndarray) -> int:
     return round(float(np.sum(np.arange(power.size) * power) / max(power.sum(), 1e-30)))
 
 
-def normalise(windows: np.ndarray, dynamic_range: float | None) -> np.ndarray:
+NORMALISATIONS = ("peak", "none")  # none: the frontend already gives the network's units
+
+
+def normalise(windows: np.ndarray, dynamic_range: float | None, kind: str = "peak") -> np.ndarray:
     """Per-window level normalisation, the model's first step: dB relative to the
     window's loudest cell, clamped `dynamic_range` dB below it, scaled to [-1, 1].
 
@@ -108,6 +127,8 @@ def normalise(windows: np.ndarray, dynamic_range: float | None) -> np.ndarray:
     dynamic_range None it is a fixed affine map of dB around -50 to about [-1, 1].
     Works on [frames, mels] or [n, frames, mels]."""
     x = np.asarray(windows, dtype=np.float32)
+    if kind == "none":  # a pretrained network's input (FrontendConfig offset and divisor)
+        return x
     if dynamic_range is None:
         return (x + np.float32(50.0)) / np.float32(50.0)
     peak = x.max(axis=(-2, -1), keepdims=True)

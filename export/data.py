@@ -20,7 +20,7 @@ from edge_audio.audio import load_audio
 from edge_audio.datasets import BACKGROUND_LABEL, DatasetIndex, Record, Skipped
 from edge_audio.errors import AudioFileError, DatasetError
 from edge_audio.frontend import FrontendConfig, LogMel
-from edge_audio.windows import FLOOR_DB, WindowPlan, cut_window
+from edge_audio.windows import WindowPlan
 
 BACKGROUND = BACKGROUND_LABEL
 
@@ -184,16 +184,12 @@ def group_split(
 # --- windows ------------------------------------------------------------------
 
 
-def index_windows(
-    clips: ClipSet, members: Sequence[int], plan: WindowPlan, floor_db: float = FLOOR_DB
-) -> np.ndarray:
+def index_windows(clips: ClipSet, members: Sequence[int], plan: WindowPlan) -> np.ndarray:
     """[n, 2] array of (clip index, start frame) for every window of the members
     that holds sound: a window of digital silence would reach the network at full
     scale (level normalisation) carrying the clip's label, so it is left out. A
     clip that is silent throughout keeps its first window."""
-    rows = [
-        (i, start) for i in members for start in plan.sounding(clips.clips[i].features, floor_db)[0]
-    ]
+    rows = [(i, start) for i in members for start in plan.sounding(clips.clips[i].features)[0]]
     return np.array(rows, dtype=np.int64).reshape(-1, 2)
 
 
@@ -219,14 +215,14 @@ def make_batch(
                 start = int(np.clip(start, lo, max(0, feats.shape[0] - plan.frames)))
             elif feats.shape[0] <= plan.frames:
                 out[row] = np.roll(
-                    cut_window(feats, 0, plan.frames),
+                    plan.cut(feats, 0),
                     int(rng.integers(-max_shift, max_shift + 1)),
                     0,
                 )
                 continue
             else:
                 start = int(np.clip(start, 0, max(0, feats.shape[0] - plan.frames)))
-        out[row] = cut_window(feats, int(start), plan.frames)
+        out[row] = plan.cut(feats, int(start))
     return out
 
 

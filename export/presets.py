@@ -64,6 +64,27 @@ WIDEBAND_64 = FrontendConfig(
     sample_rate=16000, n_fft=512, win_length=400, hop_length=320, n_mels=64, fmin=20.0, fmax=8000.0
 )
 
+# The input EfficientAT's AudioSet networks were trained on (Schmid et al., 2023):
+# 32 kHz, pre-emphasis, 25 ms symmetric Hann windows every 10 ms in a 1024-point
+# FFT, 128 Kaldi mels up to 15.5 kHz, ln(power + 1e-5), then (x + 4.5) / 5.
+EFFICIENTAT_MN04 = FrontendConfig(
+    sample_rate=32000,
+    n_fft=1024,
+    win_length=800,
+    hop_length=320,
+    n_mels=128,
+    fmin=0.0,
+    fmax=15500.0,
+    mel_scale="kaldi",
+    mel_norm="none",
+    window="hann_symmetric",
+    log_floor=1e-5,
+    pre_emphasis=0.97,
+    log="ln",
+    offset=4.5,
+    divisor=5.0,
+)
+
 PRESETS = {
     "fsdd": Preset(NARROWBAND, 1.0, "keyword", 0.25, "dscnn", "small", True, 32, 40),
     "speech-commands": Preset(WIDEBAND, 1.0, "keyword", 0.25, "dscnn", "small", True, 0, 30),

@@ -157,7 +157,7 @@ def window_plan(preset: Preset, cache: FeatureCache) -> WindowPlan:
     cfg = cache.config
     frames = cfg.n_frames(round(preset.window_s * cfg.sample_rate))
     hop = max(1, round(preset.hop_s * cfg.sample_rate / cfg.hop_length))
-    return WindowPlan(frames, preset.mode, hop)
+    return WindowPlan.for_frontend(frames, preset.mode, hop, cfg)
 
 
 def prepare(args: argparse.Namespace, preset: Preset, log: Log) -> tuple[Any, Material]:

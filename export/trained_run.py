@@ -69,7 +69,7 @@ def load_run(root: Path) -> Run:
     model.eval()
     fold_batchnorm(model)
     window = config.window
-    plan = WindowPlan(window.frames, window.mode, window.hop_frames)
+    plan = WindowPlan.for_frontend(window.frames, window.mode, window.hop_frames, config.frontend)
     return Run(root, config, model, plan, config.frontend, list(config.labels))
 
 
@@ -160,7 +160,7 @@ def load_data(
         raise DatasetError(f"no held-out clips of groups {list(test_groups)} in {root}")
     label_index = {label: i for i, label in enumerate(run.labels)}
     rng = np.random.default_rng(seed)
-    rows = index_windows(clips, train, run.plan, run.frontend.floor_db)
+    rows = index_windows(clips, train, run.plan)
     by_label: dict[int, list[int]] = {}
     for r, (ci, _) in enumerate(rows):
         by_label.setdefault(label_index[clips.clips[ci].label], []).append(r)
@@ -169,7 +169,7 @@ def load_data(
     calib = make_batch(clips, rows[np.sort(picks)], run.plan)
     windows, owners = [], []
     for n, i in enumerate(test):
-        w = run.plan.clip_windows(clips.clips[i].features, run.frontend.floor_db)
+        w = run.plan.clip_windows(clips.clips[i].features)
         windows.append(w)
         owners.extend([n] * len(w))
     truth = np.array([label_index[clips.clips[i].label] for i in test])

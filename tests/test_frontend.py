@@ -63,6 +63,68 @@ def test_streaming_equals_batch_for_any_chunking(n, sizes, seed):
     assert stream.frames_emitted == batch.shape[0] and stream.samples_seen == n
 
 
+# A pretrained network's kind of input: pre-emphasis (state across chunks), a
+# symmetric window, Kaldi mels, ln(p + floor) and an affine map.
+PRETRAINED_LIKE = FrontendConfig(
+    sample_rate=16000,
+    n_fft=512,
+    win_length=400,
+    hop_length=160,
+    n_mels=64,
+    fmin=0.0,
+    fmax=7500.0,
+    mel_scale="kaldi",
+    mel_norm="none",
+    window="hann_symmetric",
+    log_floor=1e-5,
+    pre_emphasis=0.97,
+    log="ln",
+    offset=4.5,
+    divisor=5.0,
+)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    sizes=st.lists(st.integers(min_value=1, max_value=1500), min_size=1, max_size=20),
+    seed=st.integers(min_value=0, max_value=2**16),
+)
+def test_pretrained_style_streaming_equals_batch(sizes, seed):
+    x = np.random.default_rng(seed).uniform(-1, 1, 4000).astype(np.float32)
+    stream = StreamingLogMel(PRETRAINED_LIKE)
+    parts, start, i = [], 0, 0
+    while start < x.size:
+        parts.append(stream.push(x[start : start + sizes[i % len(sizes)]]))
+        start, i = start + sizes[i % len(sizes)], i + 1
+    np.testing.assert_allclose(np.concatenate(parts), log_mel(x, PRETRAINED_LIKE), atol=1e-5)
+
+
+def test_pre_emphasis_reset_forgets_the_last_sample():
+    x = speechlike(0.3)
+    stream = StreamingLogMel(PRETRAINED_LIKE)
+    first = stream.push(x)
+    stream.reset()
+    np.testing.assert_array_equal(stream.push(x), first)
+
+
+def test_pretrained_style_silence_sits_at_its_floor():
+    cfg = PRETRAINED_LIKE
+    silence = log_mel(np.zeros(1600, np.float32), cfg)
+    expected = (np.log(1e-5) + 4.5) / 5.0
+    assert cfg.floor_db == pytest.approx(expected)
+    assert np.allclose(silence, expected, atol=1e-5)
+    assert cfg.floor_db < cfg.silence_level < cfg.floor_db + 0.2  # ln(2.26) / 5 above
+
+
+def test_kaldi_filters_peak_at_one_and_skip_the_nyquist_bin():
+    from edge_audio.frontend import mel_filterbank
+
+    bank = mel_filterbank(PRETRAINED_LIKE)
+    assert bank.shape == (64, 257)
+    assert np.all(bank[:, -1] == 0)
+    assert np.all(bank.max(axis=1) > 0.5) and bank.max() <= 1.0
+
+
 def test_streaming_one_sample_at_a_time():
     x = speechlike(0.1)
     stream = StreamingLogMel(FrontendConfig())
@@ -135,6 +197,10 @@ def test_config_round_trips_through_json():
         ({"mel_norm": "l2"}, "mel_norm"),
         ({"window": "kaiser"}, "window"),
         ({"log_floor": 0.0}, "log_floor"),
+        ({"log": "log2"}, "log must be"),
+        ({"pre_emphasis": 1.0}, "pre_emphasis"),
+        ({"divisor": 0.0}, "divisor"),
+        ({"window": "hann_periodic"}, "window"),
         ({"sample_rate": 0}, "sample_rate"),
         ({"hop_length": 0}, "positive"),
     ],

@@ -65,3 +65,55 @@ def test_mfcc_matches_librosa_dct():
     logmel = LogMel()(speechlike())
     ref = librosa.feature.mfcc(S=logmel.T, n_mfcc=13).T
     np.testing.assert_allclose(mfcc(logmel, 13), ref, rtol=1e-4, atol=1e-3)
+
+
+def efficientat_reference(x: np.ndarray) -> np.ndarray:
+    """EfficientAT's input, written independently from its description: pre-emphasis,
+    a centred torch.stft (reflect padding) with a symmetric Hann window, Kaldi mel
+    filters built bin by bin, ln(power + 1e-5), (x + 4.5) / 5. [frames, 128]."""
+    torch = pytest.importorskip("torch")
+    sr, n_fft, n_mels, fmax = 32000, 1024, 128, 15500.0
+    y = np.concatenate([x[:1], x[1:] - 0.97 * x[:-1]]).astype(np.float64)
+    spec = torch.stft(
+        torch.from_numpy(y),
+        n_fft,
+        hop_length=320,
+        win_length=800,
+        window=torch.hann_window(800, periodic=False, dtype=torch.float64),
+        center=True,
+        return_complex=True,
+    )
+    power = (spec.abs() ** 2).numpy()  # [513, frames]
+
+    def mel(f: float) -> float:
+        return 1127.0 * np.log(1.0 + f / 700.0)
+
+    delta = (mel(fmax) - mel(0.0)) / (n_mels + 1)
+    banks = np.zeros((n_mels, n_fft // 2 + 1))
+    for m in range(n_mels):
+        left, centre, right = m * delta, (m + 1) * delta, (m + 2) * delta
+        for k in range(n_fft // 2):  # the Nyquist bin stays zero
+            f = mel(k * sr / n_fft)
+            if left < f < right:
+                banks[m, k] = (
+                    (f - left) / (centre - left) if f <= centre else (right - f) / (right - centre)
+                )
+    return ((np.log(banks @ power + 1e-5) + 4.5) / 5.0).T
+
+
+def test_efficientat_frontend_matches_its_reference_batch_and_streaming():
+    from export.presets import EFFICIENTAT_MN04 as cfg
+
+    x = speechlike(seconds=2.0, rate=32000)
+    ours = LogMel(cfg)(x)
+    # Our frame k covers samples [320k, 320k + 800); the reference's centred frame
+    # t covers [320t - 400, 320t + 400). With 240 zeros in front, t = k + 2.
+    ref = efficientat_reference(np.concatenate([np.zeros(240, np.float32), x]))
+    n = min(ours.shape[0], ref.shape[0] - 4)
+    assert n > 150
+    np.testing.assert_allclose(ours[:n], ref[2 : n + 2], atol=2e-3)
+    assert ours.min() >= cfg.floor_db - 1e-6
+
+    stream = LogMel(cfg).stream()
+    parts = [stream.push(x[i : i + 777]) for i in range(0, x.size, 777)]
+    np.testing.assert_allclose(np.concatenate(parts), ours, atol=1e-5)
