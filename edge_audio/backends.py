@@ -47,6 +47,7 @@ class Backend(ABC):
     def __init__(self, artefact: Artefact) -> None:
         self.artefact = artefact
         self.dynamic_range: float | None = None  # set from the bundle by load_backend
+        self.normalisation = "peak"
 
     @property
     def precision(self) -> str:
@@ -66,7 +67,7 @@ class Backend(ABC):
         windows = np.asarray(windows, dtype=np.float32)
         if windows.ndim == 2:
             windows = windows[None]
-        x = normalise(windows, self.dynamic_range)
+        x = normalise(windows, self.dynamic_range, self.normalisation)
         return softmax(np.stack([self.logits(w) for w in x]))
 
     def describe(self) -> str:
@@ -202,4 +203,5 @@ def load_backend(
     else:
         loaded = TFLiteBackend(artefact, threads, **options)
     loaded.dynamic_range = bundle.dynamic_range
+    loaded.normalisation = bundle.normalisation
     return loaded

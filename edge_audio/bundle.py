@@ -100,6 +100,12 @@ class Bundle:
         return self.manifest.input.dynamic_range
 
     @property
+    def normalisation(self) -> str:
+        """ "peak" (edge_audio.windows.normalise) or "none" (a pretrained network's
+        input, scaled by the frontend itself)."""
+        return self.manifest.input.normalisation
+
+    @property
     def training_digest(self) -> TrainingDigest | None:
         training = self.manifest.training
         return None if training is None else training.files_digest

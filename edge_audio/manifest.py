@@ -25,6 +25,7 @@ from .digest import TrainingDigest
 from .errors import EdgeAudioError
 from .fields import require
 from .frontend import FrontendConfig
+from .windows import NORMALISATIONS
 
 SCHEMA_VERSION = 2
 OLDEST_SCHEMA = 1
@@ -124,10 +125,16 @@ class InputSpec:
             and dynamic_range > 0
         ):
             raise ManifestError(f"bad input normalisation dynamic_range {dynamic_range!r}")
+        kind = str(norm.get("type", "peak"))
+        if kind not in NORMALISATIONS:
+            raise ManifestError(
+                f"input normalisation type {kind!r} is not one this edge-audio knows "
+                f"({', '.join(NORMALISATIONS)})"
+            )
         return cls(
             tuple(shape),
             None if dynamic_range is None else float(dynamic_range),
-            str(norm.get("type", "peak")),
+            kind,
             str(data.get("layout", INPUT_LAYOUT)),
             str(data.get("dtype", INPUT_DTYPE)),
         )

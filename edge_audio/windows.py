@@ -127,6 +127,8 @@ def normalise(windows: np.ndarray, dynamic_range: float | None, kind: str = "pea
     dynamic_range None it is a fixed affine map of dB around -50 to about [-1, 1].
     Works on [frames, mels] or [n, frames, mels]."""
     x = np.asarray(windows, dtype=np.float32)
+    if kind not in NORMALISATIONS:
+        raise ValueError(f"normalisation must be one of {NORMALISATIONS}, got {kind!r}")
     if kind == "none":  # a pretrained network's input (FrontendConfig offset and divisor)
         return x
     if dynamic_range is None:

@@ -73,7 +73,7 @@ class BaselinePipeline:
         return out
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
-        x = normalise(features[None], self.bundle.dynamic_range)
+        x = normalise(features[None], self.bundle.dynamic_range, self.bundle.normalisation)
         with self.torch.inference_mode():
             logits = self.model(self.torch.from_numpy(x[:, None]))
             return self.torch.softmax(logits, dim=-1)[0].numpy()

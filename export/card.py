@@ -72,6 +72,12 @@ def write_manifest(
         licence_key,
         ("the licence of the training data", f"trained on {Path(dataset.root).name}"),
     )
+    backbone = run.config.model.backbone
+    if backbone:  # the weights it started from have their own licence and authors
+        attribution += (
+            f"; built on the pretrained network {backbone['source']} "
+            f"(weights licence: {backbone['licence']})"
+        )
     artefacts = {}
     for key, file in files.items():
         path = out / file
@@ -107,7 +113,11 @@ def write_manifest(
             window.hop_seconds,
             stream_stride,
         ),
-        input=InputSpec((1, 1, *config.model.input_shape), run.model.dynamic_range),
+        input=InputSpec(
+            (1, 1, *config.model.input_shape),
+            config.model.dynamic_range,
+            config.model.normalisation,
+        ),
         model=config.model.to_dict(),
         artefacts=artefacts,
         training=TrainingRecord(
@@ -165,6 +175,16 @@ def how_trained(training: TrainingRecord) -> str:
     )
 
 
+def pretrained_sentence(backbone: Any) -> str:
+    if not backbone:
+        return ""
+    return (
+        f"\nBuilt on a pretrained network ({backbone.get('use', 'backbone')}): "
+        f"{backbone['source']}; weights licence {backbone['licence']}; "
+        f"sha256 {backbone['sha256']}."
+    )
+
+
 def write_card(out: Path, manifest: Manifest, run: Run, quantize_command: str) -> None:
     rows = []
     for key, entry in manifest.artefacts.items():
@@ -198,7 +218,7 @@ Input: {manifest.window.seconds} s windows of {run.frontend.sample_rate} Hz audi
 
 ## Model
 {model["name"]}-{model["size"]}: {model["params"]:,} parameters, {model["macs"] / 1e6:.2f} M
-multiply-accumulates per window.
+multiply-accumulates per window.{pretrained_sentence(model.get("backbone"))}
 
 ## How it was trained
 On `{training.dataset}` ({training.layout} layout, {training.clips} clips),

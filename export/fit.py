@@ -99,7 +99,8 @@ def run_model(model, batch: np.ndarray):
     import torch
 
     core = getattr(model, "module", model)  # DistributedDataParallel wraps the network
-    x = torch.from_numpy(normalise(batch, core.dynamic_range)[:, None])
+    kind = getattr(core, "normalisation", "peak")
+    x = torch.from_numpy(normalise(batch, core.dynamic_range, kind)[:, None])
     return model(x.to(model_device(core)))
 
 

@@ -42,6 +42,8 @@ class ModelRecord:
     int8_bytes_estimate: int
     dynamic_range: float | None
     input_shape: tuple[int, int]  # (frames, mels)
+    normalisation: str = "peak"  # "none": a pretrained network takes the frontend's output
+    backbone: Mapping[str, Any] | None = None  # the pretrained network a head was trained on
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ModelRecord:
@@ -58,6 +60,8 @@ class ModelRecord:
             int(data.get("int8_bytes_estimate", 0)),
             None if dynamic_range is None else float(dynamic_range),
             (shape[0], shape[1]),
+            str(data.get("normalisation", "peak")),
+            data.get("backbone"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -69,6 +73,8 @@ class ModelRecord:
             "int8_bytes_estimate": self.int8_bytes_estimate,
             "dynamic_range": self.dynamic_range,
             "input_shape": list(self.input_shape),
+            "normalisation": self.normalisation,
+            "backbone": None if self.backbone is None else dict(self.backbone),
         }
 
 

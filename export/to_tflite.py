@@ -143,7 +143,11 @@ def qat_finetune(prepared, run: Run, training: TrainingData, epochs: int, seed: 
         for start in range(0, len(order) - 1, 32):
             rows = windows[order[start : start + 32]]
             batch = make_batch(training.clips, rows, run.plan, rng, run.plan.frames // 8)
-            batch = normalise(augment_batch(batch, augment, rng), run.model.dynamic_range)
+            batch = normalise(
+                augment_batch(batch, augment, rng),
+                run.model.dynamic_range,
+                run.config.model.normalisation,
+            )
             logits = prepared(torch.from_numpy(batch[:, None]))
             loss = torch.nn.functional.cross_entropy(
                 logits, torch.from_numpy(labels[rows[:, 0]]), label_smoothing=0.1

@@ -200,6 +200,12 @@ def train_command(args: argparse.Namespace) -> int:
     preset = resolve_preset(args)
     if args.fit_all and not args.cv:
         raise ConfigError("--fit-all needs --cv: cross-validation chooses how long to train")
+    if args.backbone:
+        from .transfer import train_on_backbone
+
+        return train_on_backbone(args, preset, log)
+    if args.head_l2 is not None:
+        raise ConfigError("--head-l2 is for a head on a pretrained network: add --backbone")
     if world.distributed:
         log(f"distributed: {world.size} processes ({world.device}); rank 0 reports")
     (index, voice_names), material = world.main_first(lambda: prepare(args, preset, log))
@@ -362,6 +368,10 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         "  python -m export train --data my_sounds --layout folder "
         "--groups '{label}/{group}_*.wav' --out runs/mine --cv --fit-all\n"
         "  torchrun --nproc-per-node 4 -m export train ...   (DDP: the same run, N processes)\n"
+        "  python -m export train --data ../shared/data/esc50 --layout esc50 "
+        "--backbone efficientat-mn04 --out runs/esc50-mn04 --cv --fit-all\n"
+        "      (a linear head on a frozen pretrained network: seconds once the embeddings "
+        "are cached)\n"
         "\nThe last lines of the log are the checks: below the baseline, underfitting, still "
         "improving, few clips, no groups. They are also in metrics.json.\n",
     )
@@ -369,6 +379,19 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument("--layout", choices=LAYOUTS, required=True, help="how the folder is organised")
     p.add_argument("--out", type=Path, required=True, help="run directory to write")
     p.add_argument("--model", help=f"model: {', '.join(MODELS)} (default: the layout's preset)")
+    p.add_argument(
+        "--backbone",
+        metavar="NAME_OR_DIR",
+        help="train a linear head on the frozen embedding of a pretrained network: a folder "
+        "holding its weights, or a name (efficientat-mn04) looked up in $EDGE_AUDIO_PRETRAINED, "
+        "else ~/.cache/edge-audio/pretrained, then ../shared/pretrained; checked by sha256. "
+        "The frontend and window become the network's own.",
+    )
+    p.add_argument(
+        "--head-l2",
+        type=float,
+        help="--backbone: L2 penalty of the linear head (default 1e-3)",
+    )
     p.add_argument("--size", help="size preset: tiny/small/medium/large (model-dependent)")
     p.add_argument(
         "--epochs",

@@ -65,6 +65,7 @@ def load_run(root: Path) -> Run:
     )
     model = build_model(spec)
     model.dynamic_range = config.model.dynamic_range  # type: ignore[assignment]  # run_model reads it
+    model.normalisation = config.model.normalisation  # type: ignore[assignment]
     model.load_state_dict(torch.load(checkpoint, weights_only=True))
     model.eval()
     fold_batchnorm(model)
@@ -174,6 +175,6 @@ def load_data(
         owners.extend([n] * len(w))
     truth = np.array([label_index[clips.clips[i].label] for i in test])
     # Calibration data is what the network sees: level-normalised windows.
-    calib = normalise(calib, run.model.dynamic_range)
+    calib = normalise(calib, run.model.dynamic_range, run.config.model.normalisation)
     held_out = HeldOut(np.concatenate(windows), np.array(owners), truth)
     return calib.astype(np.float32), held_out, TrainingData(clips, train)

@@ -32,11 +32,11 @@ def clip_predictions(window_probs: np.ndarray, held: HeldOut) -> np.ndarray:
 def torch_predictions(run: Run, held: HeldOut) -> np.ndarray:
     import torch
 
-    dr = run.model.dynamic_range
+    dr, kind = run.model.dynamic_range, run.config.model.normalisation
     with torch.no_grad():
         logits = torch.cat(
             [
-                run.model(torch.from_numpy(normalise(held.windows[i : i + 256], dr)[:, None]))
+                run.model(torch.from_numpy(normalise(held.windows[i : i + 256], dr, kind)[:, None]))
                 for i in range(0, len(held.windows), 256)
             ]
         )

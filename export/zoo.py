@@ -208,6 +208,12 @@ class ModelSpec:
 
 
 def build_model(spec: ModelSpec) -> nn.Module:
+    from .pretrained import BACKBONES
+
+    if spec.name in BACKBONES:  # weights come from the run's checkpoint
+        from .efficientat import BackboneClassifier, MobileNetV3Audio
+
+        return BackboneClassifier(MobileNetV3Audio(BACKBONES[spec.name].width), spec.n_classes)
     if spec.name not in SIZES:
         raise ConfigError(f"unknown model '{spec.name}' (choose from {', '.join(MODELS)})")
     if spec.size not in SIZES[spec.name]:

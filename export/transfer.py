@@ -1,0 +1,280 @@
+"""`train --backbone`: a small head on a frozen pretrained network.
+
+The pretrained network (export/pretrained.py) turns every window of every clip
+into an embedding once; the embeddings are cached beside the features, so a
+second run, another head or another fold costs seconds. The head is a logistic
+regression (a single Linear layer, L2-regularised, on standardised embeddings,
+the standardisation then folded into the layer), fitted per fold by group like
+every other model here. The run it writes is an ordinary run directory: the
+checkpoint holds the whole network (backbone + head), so `quantize` exports,
+quantises and verifies it like any zoo model, and the bundle runs on the device
+through the same runtime.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import shlex
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_audio.datasets import describe_groups, scan
+from edge_audio.errors import DatasetError
+from edge_audio.metrics import classification_report
+
+from . import checks
+from .data import ClipSet, FeatureCache, Split, WindowPlan, group_split, load_clips, mean_per_clip
+from .fit import Log
+from .folds import Fold, limit_per_class_and_group, plan_folds
+from .presets import Preset
+from .pretrained import Located, load_network, locate
+from .run_config import DatasetRecord, ModelRecord, RunConfig, RunWindow
+from .runs import FoldResult, merge_checks, run_baseline, write_cv_summary, write_run
+
+# Window per layout when a backbone listens: the networks were trained on long
+# clips, and an environmental sound is recognised better over a whole ESC-50 clip.
+BACKBONE_WINDOWS = {"esc50": (5.0, 2.5)}
+DEFAULT_L2 = 1e-3  # fixed, not tuned on any split; --head-l2 changes it
+EMBED_BATCH = 16
+
+
+@dataclass(frozen=True)
+class Head:
+    """logits = embedding @ weight.T + bias, over raw (unstandardised) embeddings."""
+
+    weight: np.ndarray  # [classes, embedding]
+    bias: np.ndarray  # [classes]
+
+    def probabilities(self, embeddings: np.ndarray) -> np.ndarray:
+        logits = embeddings @ self.weight.T + self.bias
+        logits -= logits.max(axis=1, keepdims=True)
+        e = np.exp(logits)
+        return np.asarray(e / e.sum(axis=1, keepdims=True))
+
+
+def fit_head(x: np.ndarray, y: np.ndarray, n_classes: int, l2: float, seed: int) -> Head:
+    """Multinomial logistic regression by L-BFGS on standardised inputs; the
+    standardisation is folded into the returned weights."""
+    import torch
+
+    torch.manual_seed(seed)
+    mean, std = x.mean(axis=0), x.std(axis=0) + 1e-6
+    xs = torch.from_numpy(((x - mean) / std).astype(np.float32))
+    ys = torch.from_numpy(y.astype(np.int64))
+    layer = torch.nn.Linear(x.shape[1], n_classes)
+    torch.nn.init.zeros_(layer.weight)
+    torch.nn.init.zeros_(layer.bias)
+    optimiser = torch.optim.LBFGS(
+        layer.parameters(), lr=1.0, max_iter=500, line_search_fn="strong_wolfe"
+    )
+
+    def closure() -> torch.Tensor:
+        optimiser.zero_grad()
+        loss = torch.nn.functional.cross_entropy(layer(xs), ys) + l2 * layer.weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    optimiser.step(closure)
+    w = layer.weight.detach().numpy() / std[None, :]
+    b = layer.bias.detach().numpy() - w @ mean
+    return Head(w.astype(np.float32), b.astype(np.float32))
+
+
+class EmbeddingCache:
+    """Per-clip window embeddings [windows, D], keyed by the backbone, the window
+    plan and the clip's features, stored beside the feature cache."""
+
+    def __init__(self, cache: FeatureCache, located: Located, plan: WindowPlan) -> None:
+        tag = f"{located.spec.sha256}|{plan}".encode()
+        self.dir = cache.dir / f"embeddings-{hashlib.sha256(tag).hexdigest()[:16]}"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.plan = plan
+        self.located = located
+        self._network: Any = None
+
+    def embeddings(self, clips: ClipSet, progress: bool) -> list[np.ndarray]:
+        iterator: Any = clips.clips
+        if progress:
+            from tqdm import tqdm
+
+            iterator = tqdm(clips.clips, desc="embeddings", unit="clip", leave=False, disable=None)
+        return [self._one(c.features) for c in iterator]
+
+    def _one(self, features: np.ndarray) -> np.ndarray:
+        key = hashlib.sha1(np.ascontiguousarray(features).tobytes()).hexdigest()
+        path = self.dir / f"{key}.npy"
+        if path.is_file():
+            return np.load(path)
+        out = self._embed(self.plan.clip_windows(features))
+        np.save(path, out)
+        return out
+
+    def _embed(self, windows: np.ndarray) -> np.ndarray:
+        import torch
+
+        if self._network is None:
+            self._network = load_network(self.located)
+        x = torch.from_numpy(np.ascontiguousarray(windows.transpose(0, 2, 1)[:, None]))
+        with torch.inference_mode():
+            parts = [
+                self._network.embed(x[i : i + EMBED_BATCH]) for i in range(0, len(x), EMBED_BATCH)
+            ]
+        return torch.cat(parts).numpy().astype(np.float32)
+
+
+def _windows(embeddings: Sequence[np.ndarray], members: Sequence[int], labels: np.ndarray):
+    x = np.concatenate([embeddings[i] for i in members])
+    y = np.concatenate([np.full(len(embeddings[i]), labels[i]) for i in members])
+    owner = np.concatenate([np.full(len(embeddings[i]), n) for n, i in enumerate(members)])
+    return x, y, owner
+
+
+def clip_report(
+    head: Head, embeddings: Sequence[np.ndarray], members: Sequence[int], clips: ClipSet
+) -> dict[str, Any]:
+    labels = clips.label_ids()
+    if not members:
+        return classification_report(np.array([], int), np.array([], int), clips.labels)
+    x, _, owner = _windows(embeddings, members, labels)
+    probs = mean_per_clip(head.probabilities(x), owner, len(members))
+    return classification_report(labels[list(members)], probs.argmax(1), clips.labels)
+
+
+def run_fold(
+    clips: ClipSet, embeddings: list[np.ndarray], fold: Fold, l2: float, seed: int, log: Log
+) -> tuple[FoldResult, Head]:
+    start = time.time()
+    if fold.test_groups:
+        split = group_split(clips, fold.test_groups, fold.validation_groups, seed)
+        train = split.train + split.validation  # no early stopping: validation trains too
+    else:
+        split = Split(list(range(len(clips.clips))), [], [], [], [])
+        train = split.train
+    if not train:
+        raise DatasetError(f"fold {fold.name} has no training clips")
+    x, y, _ = _windows(embeddings, train, clips.label_ids())
+    head = fit_head(x, y, len(clips.labels), l2, seed)
+    metrics = {
+        "train": clip_report(head, embeddings, train, clips),
+        "validation": clip_report(head, embeddings, [], clips),
+        "test": clip_report(head, embeddings, split.test, clips),
+    }
+    baseline = run_baseline(clips, Split(train, [], split.test, [], [])) if split.test else {}
+    seconds = time.time() - start
+    if split.test:
+        log(
+            f"fold {fold.name} (test {describe_groups(fold.test_groups)}): "
+            f"{len(train)} train clips, {len(split.test)} test; accuracy "
+            f"{metrics['test']['accuracy']:.4f}, macro-F1 {metrics['test']['macro_f1']:.4f} "
+            f"(baseline {baseline['accuracy']:.4f}) in {seconds:.1f} s"
+        )
+    found = checks.collect(
+        checks.below_baseline(metrics["test"]["accuracy"], baseline["accuracy"])
+        if split.test
+        else None,
+        checks.underfitting(metrics["train"]["accuracy"]),
+    )
+    result = FoldResult(fold, {}, [], 0, False, metrics, baseline, seconds, None, found)
+    return result, head
+
+
+def checkpoint(located: Located, head: Head, n_classes: int) -> dict[str, Any]:
+    """The whole network's state: the pretrained features and the fitted head."""
+    import torch
+
+    from .efficientat import BackboneClassifier
+
+    model = BackboneClassifier(load_network(located), n_classes)
+    with torch.no_grad():
+        model.head.weight.copy_(torch.from_numpy(head.weight))
+        model.head.bias.copy_(torch.from_numpy(head.bias))
+    return model.state_dict()
+
+
+def train_on_backbone(args: argparse.Namespace, preset: Preset, log: Log) -> int:
+    located = locate(args.backbone)
+    spec = located.spec
+    log(f"backbone {spec.name} ({located.weights}, sha256 ok): {spec.source}; {spec.licence}")
+    frontend = spec.frontend
+    window_s, hop_s = BACKBONE_WINDOWS.get(args.layout, (preset.window_s, preset.hop_s))
+    window_s, hop_s = args.window or window_s, args.hop or hop_s
+    frames = frontend.n_frames(round(window_s * frontend.sample_rate))
+    hop = max(1, round(hop_s * frontend.sample_rate / frontend.hop_length))
+    plan = WindowPlan.for_frontend(frames, preset.mode, hop, frontend)
+
+    index = scan(args.data, args.layout, folds=args.folds, groups=args.groups)
+    cache = FeatureCache(frontend, args.cache)
+    clips = load_clips(index, cache, progress=not args.quiet)
+    if args.limit:
+        clips = limit_per_class_and_group(clips, args.limit, args.seed)
+    log(
+        f"{index.root} ({args.layout}): {len(clips.clips)} clips, {len(clips.labels)} classes, "
+        f"{len(clips.groups)} groups; {len(clips.skipped)} skipped; windows of {window_s} s"
+    )
+    started = time.time()
+    embeddings = EmbeddingCache(cache, located, plan).embeddings(clips, not args.quiet)
+    log(f"embeddings of {sum(len(e) for e in embeddings)} windows in {time.time() - started:.0f} s")
+
+    from .zoo import ModelSpec, build_model, profile
+
+    model_spec = ModelSpec(spec.name, "head", len(clips.labels), (plan.frames, frontend.n_mels))
+    prof = profile(build_model(model_spec), model_spec.input_shape)
+    log(f"model {spec.name} + linear head: {prof.describe()}")
+    l2 = DEFAULT_L2 if args.head_l2 is None else args.head_l2
+    config = RunConfig(
+        model=ModelRecord(
+            spec.name,
+            "head",
+            prof.params,
+            prof.macs,
+            prof.int8_bytes,
+            None,
+            model_spec.input_shape,
+            "none",
+            {**spec.to_record(), "use": "frozen embeddings, linear head", "head_l2": l2},
+        ),
+        frontend=frontend,
+        labels=tuple(clips.labels),
+        window=RunWindow(plan.frames, plan.mode, plan.hop, window_s, hop_s),
+        dataset=DatasetRecord(
+            str(index.root),
+            args.layout,
+            len(clips.clips),
+            tuple(clips.groups),
+            index.groups_declared,
+            args.groups,
+            len(clips.skipped),
+            None if args.folds is None else tuple(args.folds),
+        ),
+        seed=args.seed,
+        training={"head": "logistic regression (L-BFGS)", "l2": l2},
+        command="python -m export " + " ".join(shlex.quote(a) for a in args.argv),
+    )
+    folds = plan_folds(clips, args.holdout_group, args.val_group, args.cv, args.seed)
+    results = []
+    for fold in folds:
+        result, head = run_fold(clips, embeddings, fold, l2, args.seed, log)
+        result.state = checkpoint(located, head, len(clips.labels))
+        results.append(result)
+        write_run(args.out / f"fold-{fold.name}" if args.cv else args.out, result, config, log)
+    final_checks = results[-1].checks
+    if args.cv:
+        summary = write_cv_summary(args.out, results, config, log)
+        final_checks = merge_checks(results)
+        if args.fit_all:
+            log("final fit on every group; its estimate is the cross-validated figure")
+            final, head = run_fold(clips, embeddings, Fold("all", [], []), l2, args.seed, log)
+            final.state = checkpoint(located, head, len(clips.labels))
+            write_run(args.out, final, config, log, summary)
+    log("")
+    for line in checks.format_checks(final_checks):
+        log(line)
+    log(f"wrote {args.out}")
+    log.write(Path(args.out) / "train.log")
+    return 0

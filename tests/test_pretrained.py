@@ -1,0 +1,167 @@
+"""Pretrained backbones: finding and checking the weights, the EfficientAT network
+defined here loading the real mn04 weights and hearing sensibly, and a head on
+its frozen embedding trained, exported and verified like any model."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_audio.audio import load_audio, write_wav
+
+from .conftest import REPO
+
+pytestmark = pytest.mark.toolchain
+torch = pytest.importorskip("torch", reason="the pretrained networks need the train extra")
+
+SHARED_PRETRAINED = (REPO.parent / "shared" / "pretrained").resolve()
+MN04 = SHARED_PRETRAINED / "efficientat-mn04"
+
+
+@pytest.fixture(scope="module")
+def mn04_dir() -> Path:
+    if not (MN04 / "mn04_as_mAP_432.pt").is_file():
+        reason = f"needs the pretrained weights in {MN04} (../shared/pretrained is absent)"
+        if os.environ.get("EDGE_AUDIO_REQUIRE_SHARED"):
+            pytest.fail(reason + ", and EDGE_AUDIO_REQUIRE_SHARED is set")
+        pytest.skip(reason)
+    return MN04
+
+
+def test_locates_by_folder_and_by_name_through_the_environment(mn04_dir, monkeypatch):
+    from export.pretrained import locate
+
+    assert locate(mn04_dir).spec.name == "efficientat-mn04"
+    monkeypatch.setenv("EDGE_AUDIO_PRETRAINED", str(mn04_dir.parent))
+    assert locate("efficientat-mn04").folder == mn04_dir
+
+
+def test_a_missing_backbone_says_where_it_looked(tmp_path, monkeypatch):
+    from export.pretrained import PretrainedError, locate
+
+    monkeypatch.setenv("EDGE_AUDIO_PRETRAINED", f"{tmp_path / 'a'}{os.pathsep}{tmp_path / 'b'}")
+    with pytest.raises(PretrainedError) as info:
+        locate("efficientat-mn04")
+    message = str(info.value)
+    assert str(tmp_path / "a" / "efficientat-mn04") in message
+    assert str(tmp_path / "b" / "efficientat-mn04") in message
+    assert "--backbone DIR" in message
+
+
+def test_unknown_names_and_foreign_folders_are_clear_errors(tmp_path):
+    from export.pretrained import PretrainedError, locate
+
+    with pytest.raises(PretrainedError, match=r"unknown backbone 'panns'.*efficientat-mn04"):
+        locate("panns")
+    with pytest.raises(PretrainedError, match="holds no pretrained network"):
+        locate(tmp_path)
+
+
+def test_a_wrong_checksum_is_refused(tmp_path):
+    from export.pretrained import PretrainedError, locate
+
+    (tmp_path / "mn04_as_mAP_432.pt").write_bytes(b"not the weights")
+    with pytest.raises(PretrainedError, match=r"sha256 .* is not efficientat-mn04's"):
+        locate(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def tagger(mn04_dir):
+    from export.pretrained import load_network, locate
+
+    return load_network(locate(mn04_dir))
+
+
+def audioset_top(tagger, samples: np.ndarray, k: int = 5) -> list[str]:
+    from edge_audio.frontend import LogMel
+    from export.presets import EFFICIENTAT_MN04
+
+    features = LogMel(EFFICIENTAT_MN04)(samples.astype(np.float32))
+    with torch.no_grad():
+        scores = tagger(torch.from_numpy(np.ascontiguousarray(features.T[None, None])))[0]
+    with (MN04 / "audioset_labels.csv").open() as f:
+        names = [row["display_name"] for row in csv.DictReader(f)]
+    return [names[i] for i in scores.argsort(descending=True)[:k].tolist()]
+
+
+def test_mn04_loads_every_weight_and_hears_a_sine_and_speech(tagger):
+    assert sum(p.numel() for p in tagger.parameters()) == 983_599
+    t = np.arange(5 * 32000) / 32000
+    top = audioset_top(tagger, 0.3 * np.sin(2 * np.pi * 1000 * t))
+    assert {"Sine wave", "Beep, bleep"} & set(top[:2]), top
+    digits, _ = load_audio(REPO / "edge_audio" / "bundled" / "demo" / "digits.wav", 32000)
+    assert audioset_top(tagger, digits[: 5 * 32000])[0] == "Speech"
+
+
+def make_sounds(root: Path, per_class: int = 6) -> Path:
+    """Three classes a pretrained tagger tells apart at once: tones, noise, clicks."""
+    rng = np.random.default_rng(3)
+    n = 16000 * 2
+    t = np.arange(n) / 16000
+    for i in range(per_class):
+        sounds = {
+            "tone": 0.3 * np.sin(2 * np.pi * rng.uniform(500, 1500) * t),
+            "noise": rng.normal(0, 0.1, n),
+            "clicks": np.where(rng.random(n) < 0.002, 0.8, 0.0) + rng.normal(0, 0.001, n),
+        }
+        for label, x in sounds.items():
+            path = root / label / f"rec{i}_{label}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_wav(path, x.astype(np.float32), 16000)
+    return root
+
+
+def test_a_head_on_the_frozen_backbone_trains_exports_and_verifies(mn04_dir, tmp_path):
+    pytest.importorskip("litert_torch", reason="exporting needs litert-torch (train extra)")
+    from export.cli import main as export_main
+
+    data = make_sounds(tmp_path / "sounds")
+    cache, run, bundle = tmp_path / "cache", tmp_path / "run", tmp_path / "bundle"
+    common = ["--data", str(data), "--layout", "folder", "--cache", str(cache), "--quiet"]
+    args = ["train", *common, "--backbone", str(mn04_dir), "--window", "2.0", "--hop", "1.0"]
+    assert export_main([*args, "--out", str(run), "--cv", "--fit-all"]) == 0
+    cv = json.loads((run / "cv.json").read_text())
+    assert cv["accuracy"]["mean"] >= 0.9  # three sounds AudioSet knows well
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"]["backbone"]["sha256"].startswith("899a8c62")
+    assert config["model"]["normalisation"] == "none"
+    assert config["frontend"]["sample_rate"] == 32000 and config["frontend"]["log"] == "ln"
+    # The embeddings are cached: a second run does not need the network again.
+    embedded = list(cache.rglob("embeddings-*/*.npy"))
+    assert len(embedded) == 18
+
+    quantize = ["quantize", str(run), "--out", str(bundle), "--calibration", "32"]
+    assert export_main([*quantize, "--cache", str(cache), "--allow-regression"]) == 0
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["input"]["normalisation"]["type"] == "none"
+    assert manifest["frontend"]["pre_emphasis"] == pytest.approx(0.97)
+    card = (bundle / "card.md").read_text()
+    assert "EfficientAT mn04_as" in card and "MIT" in card
+
+    from edge_audio.backends import load_backend
+    from edge_audio.bundle import load_bundle
+
+    loaded = load_bundle(bundle)
+    clip, _ = load_audio(data / "tone" / "rec0_tone.wav", 32000)
+    from edge_audio.frontend import LogMel
+
+    windows = loaded.window.clip_windows(LogMel(loaded.frontend)(clip))
+    for precision in ("fp32", "int8"):
+        probs = load_backend(loaded, "tflite", precision).probabilities(windows).mean(0)
+        assert loaded.labels[int(probs.argmax())] == "tone", precision
+
+
+def test_backbone_options_need_each_other(tmp_path):
+    from export.cli import main as export_main
+
+    data = make_sounds(tmp_path / "s", per_class=3)
+    args = ["train", "--data", str(data), "--layout", "folder", "--out", str(tmp_path / "r")]
+    assert export_main([*args, "--head-l2", "0.1", "--quiet"]) == 2
+    assert export_main([*args, "--backbone", str(tmp_path / "nowhere"), "--quiet"]) == 2
+    shutil.rmtree(data)
