@@ -3,6 +3,7 @@ settings: does the CNN keep up with the logistic baseline on held-out groups?
 
     python benchmarks/small_data.py [--data ../shared/data] [--only NAME] [--json F]
     python benchmarks/small_data.py --only digits --nproc 2 --threads 1   # torchrun (DDP)
+    python benchmarks/small_data.py --backbone efficientat-mn04   # a head on a pretrained net
 
 Two datasets are laid out (as symbolic links, in a temporary folder) in the
 `folder` layout a user would make, from the real recordings in ../shared/data:
@@ -129,6 +130,12 @@ def main() -> int:
         help="train under torchrun with this many processes (DDP; compare with 1)",
     )
     parser.add_argument("--threads", type=int, help="torch threads per process")
+    parser.add_argument(
+        "--backbone",
+        metavar="NAME_OR_DIR",
+        help="train a linear head on this pretrained network instead of the CNN "
+        "(python -m export train --backbone); the column 'CNN' is then the head",
+    )
     args = parser.parse_args()
     makers: dict[str, tuple[Callable[[Path, Path], list[str]], Path]] = {
         "digits": (lay_out_digits, args.data / "fsdd"),
@@ -146,6 +153,8 @@ def main() -> int:
             extra = lay_out(source, data)
             if args.threads:
                 extra += ["--threads", str(args.threads)]
+            if args.backbone:
+                extra += ["--backbone", args.backbone]
             results[name] = train_cv(name, data, extra, Path(tmp) / f"run-{name}", args.nproc)
             print("\n".join(report(name, results[name])), flush=True)
     if args.json:
