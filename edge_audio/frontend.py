@@ -129,7 +129,14 @@ class FrontendConfig:
         return 0 if n_frames <= 0 else self.win_length + (n_frames - 1) * self.hop_length
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Keys added for pretrained inputs are written only when they differ from
+        # their defaults: every other bundle's manifest (and the feature cache key)
+        # stays as it was, and an older runtime still reads it.
+        data = asdict(self)
+        for key, default in _LATER_KEYS.items():
+            if data[key] == default:
+                del data[key]
+        return data
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -154,6 +161,9 @@ class FrontendConfig:
         except json.JSONDecodeError as exc:
             raise ConfigError(f"frontend config is not valid JSON: {exc}") from None
         return cls.from_dict(data)
+
+
+_LATER_KEYS = {"pre_emphasis": 0.0, "log": "db", "offset": 0.0, "divisor": 1.0}
 
 
 # --- mel scale ---------------------------------------------------------------

@@ -217,3 +217,10 @@ def test_bad_config_documents_are_clear_errors():
         FrontendConfig.from_json("{n_mels: 40")
     with pytest.raises(ConfigError, match="JSON object"):
         FrontendConfig.from_json("[1, 2]")
+
+
+def test_keys_for_pretrained_inputs_are_written_only_when_used():
+    assert "pre_emphasis" not in FrontendConfig().to_dict()
+    written = PRETRAINED_LIKE.to_dict()
+    assert written["pre_emphasis"] == 0.97 and written["log"] == "ln"
+    assert FrontendConfig.from_dict(written) == PRETRAINED_LIKE
