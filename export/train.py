@@ -253,16 +253,7 @@ def train_command(args: argparse.Namespace) -> int:
         labels=tuple(labels),
         background_class=BACKGROUND if material.background else None,
         window=RunWindow(plan.frames, plan.mode, plan.hop, preset.window_s, preset.hop_s),
-        dataset=DatasetRecord(
-            str(index.root),
-            args.layout,
-            len(clips.clips),
-            tuple(clips.groups),
-            material.groups_declared,
-            args.groups,
-            len(clips.skipped),
-            None if args.folds is None else tuple(args.folds),
-        ),
+        dataset=dataset_record(args, index, clips),
         synthetic_speakers=tuple(voice_names),
         seed=args.seed,
         augmentation={**settings.augment.to_dict(), "mixup": settings.mixup},
@@ -306,6 +297,20 @@ def train_command(args: argparse.Namespace) -> int:
         log.write(args.out / "train.log")
     world.close()
     return 130 if interrupted else 0
+
+
+def dataset_record(args: argparse.Namespace, index: Any, clips: ClipSet) -> DatasetRecord:
+    """What the run config says about the data: the scan and the options that shaped it."""
+    return DatasetRecord(
+        str(index.root),
+        args.layout,
+        len(clips.clips),
+        tuple(clips.groups),
+        index.groups_declared,
+        args.groups,
+        len(clips.skipped),
+        None if args.folds is None else tuple(args.folds),
+    )
 
 
 def resolve_preset(args: argparse.Namespace) -> Preset:

@@ -34,7 +34,7 @@ from .fit import Log
 from .folds import Fold, limit_per_class_and_group, plan_folds
 from .presets import Preset
 from .pretrained import Located, load_network, locate
-from .run_config import DatasetRecord, ModelRecord, RunConfig, RunWindow
+from .run_config import ModelRecord, RunConfig, RunWindow
 from .runs import FoldResult, merge_checks, run_baseline, write_cv_summary, write_run
 
 # Window per layout when a backbone listens: the networks were trained on long
@@ -90,13 +90,14 @@ class EmbeddingCache:
     """Per-clip window embeddings [windows, D], keyed by the backbone, the window
     plan and the clip's features, stored beside the feature cache."""
 
-    def __init__(self, cache: FeatureCache, located: Located, plan: WindowPlan) -> None:
+    def __init__(
+        self, cache: FeatureCache, located: Located, network: Any, plan: WindowPlan
+    ) -> None:
         tag = f"{located.spec.sha256}|{plan}".encode()
         self.dir = cache.dir / f"embeddings-{hashlib.sha256(tag).hexdigest()[:16]}"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.plan = plan
-        self.located = located
-        self._network: Any = None
+        self.network = network
 
     def embeddings(self, clips: ClipSet, progress: bool) -> list[np.ndarray]:
         iterator: Any = clips.clips
@@ -118,12 +119,10 @@ class EmbeddingCache:
     def _embed(self, windows: np.ndarray) -> np.ndarray:
         import torch
 
-        if self._network is None:
-            self._network = load_network(self.located)
         x = torch.from_numpy(np.ascontiguousarray(windows.transpose(0, 2, 1)[:, None]))
         with torch.inference_mode():
             parts = [
-                self._network.embed(x[i : i + EMBED_BATCH]) for i in range(0, len(x), EMBED_BATCH)
+                self.network.embed(x[i : i + EMBED_BATCH]) for i in range(0, len(x), EMBED_BATCH)
             ]
         return torch.cat(parts).numpy().astype(np.float32)
 
@@ -184,13 +183,13 @@ def run_fold(
     return result, head
 
 
-def checkpoint(located: Located, head: Head, n_classes: int) -> dict[str, Any]:
+def checkpoint(network: Any, head: Head, n_classes: int) -> dict[str, Any]:
     """The whole network's state: the pretrained features and the fitted head."""
     import torch
 
     from .efficientat import BackboneClassifier
 
-    model = BackboneClassifier(load_network(located), n_classes)
+    model = BackboneClassifier(network, n_classes)
     with torch.no_grad():
         model.head.weight.copy_(torch.from_numpy(head.weight))
         model.head.bias.copy_(torch.from_numpy(head.bias))
@@ -217,8 +216,11 @@ def train_on_backbone(args: argparse.Namespace, preset: Preset, log: Log) -> int
         f"{index.root} ({args.layout}): {len(clips.clips)} clips, {len(clips.labels)} classes, "
         f"{len(clips.groups)} groups; {len(clips.skipped)} skipped; windows of {window_s} s"
     )
+    from .train import dataset_record
+
     started = time.time()
-    embeddings = EmbeddingCache(cache, located, plan).embeddings(clips, not args.quiet)
+    network = load_network(located)
+    embeddings = EmbeddingCache(cache, located, network, plan).embeddings(clips, not args.quiet)
     log(f"embeddings of {sum(len(e) for e in embeddings)} windows in {time.time() - started:.0f} s")
 
     from .zoo import ModelSpec, build_model, profile
@@ -242,16 +244,7 @@ def train_on_backbone(args: argparse.Namespace, preset: Preset, log: Log) -> int
         frontend=frontend,
         labels=tuple(clips.labels),
         window=RunWindow(plan.frames, plan.mode, plan.hop, window_s, hop_s),
-        dataset=DatasetRecord(
-            str(index.root),
-            args.layout,
-            len(clips.clips),
-            tuple(clips.groups),
-            index.groups_declared,
-            args.groups,
-            len(clips.skipped),
-            None if args.folds is None else tuple(args.folds),
-        ),
+        dataset=dataset_record(args, index, clips),
         seed=args.seed,
         training={"head": "logistic regression (L-BFGS)", "l2": l2},
         command="python -m export " + " ".join(shlex.quote(a) for a in args.argv),
@@ -260,7 +253,7 @@ def train_on_backbone(args: argparse.Namespace, preset: Preset, log: Log) -> int
     results = []
     for fold in folds:
         result, head = run_fold(clips, embeddings, fold, l2, args.seed, log)
-        result.state = checkpoint(located, head, len(clips.labels))
+        result.state = checkpoint(network, head, len(clips.labels))
         results.append(result)
         write_run(args.out / f"fold-{fold.name}" if args.cv else args.out, result, config, log)
     final_checks = results[-1].checks
@@ -270,7 +263,7 @@ def train_on_backbone(args: argparse.Namespace, preset: Preset, log: Log) -> int
         if args.fit_all:
             log("final fit on every group; its estimate is the cross-validated figure")
             final, head = run_fold(clips, embeddings, Fold("all", [], []), l2, args.seed, log)
-            final.state = checkpoint(located, head, len(clips.labels))
+            final.state = checkpoint(network, head, len(clips.labels))
             write_run(args.out, final, config, log, summary)
     log("")
     for line in checks.format_checks(final_checks):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -164,4 +163,3 @@ def test_backbone_options_need_each_other(tmp_path):
     args = ["train", "--data", str(data), "--layout", "folder", "--out", str(tmp_path / "r")]
     assert export_main([*args, "--head-l2", "0.1", "--quiet"]) == 2
     assert export_main([*args, "--backbone", str(tmp_path / "nowhere"), "--quiet"]) == 2
-    shutil.rmtree(data)
