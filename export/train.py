@@ -42,6 +42,7 @@ from .data import (
     noise_bank,
 )
 from .distributed import World
+from .finetune import BODY_LR
 from .fit import Log, TrainSettings, evaluate_clips, fit, require_torch, window_probabilities
 from .folds import Fold, limit_per_class_and_group, plan_folds
 from .material import Material, add_background, non_target_speech, synthetic_speakers, words_for
@@ -204,8 +205,13 @@ def train_command(args: argparse.Namespace) -> int:
         from .transfer import train_on_backbone
 
         return train_on_backbone(args, preset, log)
-    if args.head_l2 is not None:
-        raise ConfigError("--head-l2 is for a head on a pretrained network: add --backbone")
+    for given, flag in (
+        (args.head_l2, "--head-l2"),
+        (args.fine_tune, "--fine-tune"),
+        (args.body_lr, "--body-lr"),
+    ):
+        if given is not None:
+            raise ConfigError(f"{flag} is for a pretrained network: add --backbone")
     if world.distributed:
         log(f"distributed: {world.size} processes ({world.device}); rank 0 reports")
     (index, voice_names), material = world.main_first(lambda: prepare(args, preset, log))
@@ -377,6 +383,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         "--backbone efficientat-mn04 --out runs/esc50-mn04 --cv --fit-all\n"
         "      (a linear head on a frozen pretrained network: seconds once the embeddings "
         "are cached)\n"
+        "  python -m export train --data ../shared/data/esc50 --layout esc50 "
+        "--backbone efficientat-mn04 --fine-tune 5 --out runs/esc50-ft --cv --fit-all\n"
+        "      (its top 5 stages retrained too: minutes per fold on a CPU)\n"
         "\nThe last lines of the log are the checks: below the baseline, underfitting, still "
         "improving, few clips, no groups. They are also in metrics.json.\n",
     )
@@ -396,6 +405,19 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         "--head-l2",
         type=float,
         help="--backbone: L2 penalty of the linear head (default 1e-3)",
+    )
+    p.add_argument(
+        "--fine-tune",
+        metavar="N|all",
+        help="--backbone: also retrain the top N stages of the network (mn04 has 17; 5 is "
+        "a good start on hundreds of clips) or all of them; the stages below stay frozen and "
+        "their output is cached. Default: the head only",
+    )
+    p.add_argument(
+        "--body-lr",
+        type=float,
+        help=f"--fine-tune: peak learning rate of the pretrained stages (default {BODY_LR}; "
+        f"the head's is ten times it)",
     )
     p.add_argument("--size", help="size preset: tiny/small/medium/large (model-dependent)")
     p.add_argument(

@@ -14,13 +14,14 @@ through the same runtime.
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import shlex
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -30,6 +31,16 @@ from edge_audio.metrics import classification_report
 
 from . import checks
 from .data import ClipSet, FeatureCache, Split, WindowPlan, group_split, load_clips, mean_per_clip
+from .finetune import (
+    BODY_LR,
+    FINE_TUNE_EPOCHS,
+    MIXUP_ALPHA,
+    FineTuned,
+    FineTuneSettings,
+    fine_tune,
+    lower_activations,
+    parse_stages,
+)
 from .fit import Log
 from .folds import Fold, limit_per_class_and_group, plan_folds
 from .presets import Preset
@@ -86,83 +97,178 @@ def fit_head(x: np.ndarray, y: np.ndarray, n_classes: int, l2: float, seed: int)
     return Head(w.astype(np.float32), b.astype(np.float32))
 
 
-class EmbeddingCache:
-    """Per-clip window embeddings [windows, D], keyed by the backbone, the window
-    plan and the clip's features, stored beside the feature cache."""
+class NetworkCache:
+    """Per-clip window outputs of a frozen network part, keyed by the backbone, the
+    window plan, what is computed and the clip's features, stored beside the
+    feature cache: [windows, D] embeddings, or [windows, C, F, T] activations."""
 
     def __init__(
-        self, cache: FeatureCache, located: Located, network: Any, plan: WindowPlan
+        self,
+        cache: FeatureCache,
+        located: Located,
+        plan: WindowPlan,
+        compute: Callable[[np.ndarray], np.ndarray],
+        kind: str = "embeddings",
+        dtype: Any = np.float32,
     ) -> None:
-        tag = f"{located.spec.sha256}|{plan}".encode()
-        self.dir = cache.dir / f"embeddings-{hashlib.sha256(tag).hexdigest()[:16]}"
+        tag = f"{located.spec.sha256}|{plan}" + ("" if kind == "embeddings" else f"|{kind}")
+        prefix = "embeddings" if kind == "embeddings" else "activations"
+        self.dir = cache.dir / f"{prefix}-{hashlib.sha256(tag.encode()).hexdigest()[:16]}"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.plan = plan
-        self.network = network
+        self.compute = compute
+        self.kind = kind
+        self.dtype = dtype
 
-    def embeddings(self, clips: ClipSet, progress: bool) -> list[np.ndarray]:
+    def outputs(self, clips: ClipSet, progress: bool) -> list[np.ndarray]:
         iterator: Any = clips.clips
         if progress:
             from tqdm import tqdm
 
-            iterator = tqdm(clips.clips, desc="embeddings", unit="clip", leave=False, disable=None)
+            iterator = tqdm(clips.clips, desc=self.kind, unit="clip", leave=False, disable=None)
         return [self._one(c.features) for c in iterator]
 
     def _one(self, features: np.ndarray) -> np.ndarray:
         key = hashlib.sha1(np.ascontiguousarray(features).tobytes()).hexdigest()
         path = self.dir / f"{key}.npy"
         if path.is_file():
-            return np.load(path)
-        out = self._embed(self.plan.clip_windows(features))
-        np.save(path, out)
-        return out
+            return np.load(path).astype(np.float32)
+        out = self.compute(self.plan.clip_windows(features))
+        np.save(path, out.astype(self.dtype))
+        return out.astype(np.float32)
 
-    def _embed(self, windows: np.ndarray) -> np.ndarray:
+
+def embed_windows(network: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """The pooled embedding of windows [n, frames, mels]: [n, D]."""
+
+    def compute(windows: np.ndarray) -> np.ndarray:
         import torch
 
         x = torch.from_numpy(np.ascontiguousarray(windows.transpose(0, 2, 1)[:, None]))
         with torch.inference_mode():
-            parts = [
-                self.network.embed(x[i : i + EMBED_BATCH]) for i in range(0, len(x), EMBED_BATCH)
-            ]
+            parts = [network.embed(x[i : i + EMBED_BATCH]) for i in range(0, len(x), EMBED_BATCH)]
         return torch.cat(parts).numpy().astype(np.float32)
 
+    return compute
 
-def _windows(embeddings: Sequence[np.ndarray], members: Sequence[int], labels: np.ndarray):
-    x = np.concatenate([embeddings[i] for i in members])
-    y = np.concatenate([np.full(len(embeddings[i]), labels[i]) for i in members])
-    owner = np.concatenate([np.full(len(embeddings[i]), n) for n, i in enumerate(members)])
+
+def _windows(outputs: Sequence[np.ndarray], members: Sequence[int], labels: np.ndarray):
+    """The windows of `members` stacked, their labels, and which member each came from."""
+    x = np.concatenate([outputs[i] for i in members])
+    y = np.concatenate([np.full(len(outputs[i]), labels[i]) for i in members])
+    owner = np.concatenate([np.full(len(outputs[i]), n) for n, i in enumerate(members)])
     return x, y, owner
 
 
-def clip_report(
-    head: Head, embeddings: Sequence[np.ndarray], members: Sequence[int], clips: ClipSet
-) -> dict[str, Any]:
+class Fitted(Protocol):
+    """A fold's trained model over the cached outputs."""
+
+    def window_probabilities(self, members: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Per-window class probabilities of `members`, and the member of each window."""
+        ...
+
+    def checkpoint(self) -> dict[str, Any]:
+        """The whole network's state_dict: pretrained body and what was trained."""
+        ...
+
+
+@dataclass
+class BackboneData:
+    """What every fold of a backbone run trains on."""
+
+    clips: ClipSet
+    network: Any
+    embeddings: list[np.ndarray]  # [windows, D] per clip
+    activations: list[np.ndarray] | None  # [windows, C, F, T] below the cut, when fine-tuning
+    cut: int  # first stage that trains (len(features): the head only)
+    l2: float
+    tune: FineTuneSettings | None
+    seed: int
+    progress: bool
+
+    def fit(self, members: Sequence[int]) -> Fitted:
+        labels = self.clips.label_ids()
+        x, y, _ = _windows(self.embeddings, members, labels)
+        probe = fit_head(x, y, len(self.clips.labels), self.l2, self.seed)
+        if self.tune is None or self.activations is None:
+            return Probe(self, probe)
+        acts, y, _ = _windows(self.activations, members, labels)
+        tuned = fine_tune(
+            self.network,
+            self.cut,
+            acts,
+            y,
+            (probe.weight, probe.bias),
+            self.tune,
+            self.seed,
+            self.progress,
+        )
+        return Tuned(self, tuned)
+
+    def classifier(self) -> Any:
+        from .efficientat import BackboneClassifier
+
+        return BackboneClassifier(copy.deepcopy(self.network), len(self.clips.labels))
+
+
+@dataclass
+class Probe:
+    data: BackboneData
+    head: Head
+
+    def window_probabilities(self, members: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        x, _, owner = _windows(self.data.embeddings, members, self.data.clips.label_ids())
+        return self.head.probabilities(x), owner
+
+    def checkpoint(self) -> dict[str, Any]:
+        import torch
+
+        model = self.data.classifier()
+        with torch.no_grad():
+            model.head.weight.copy_(torch.from_numpy(self.head.weight))
+            model.head.bias.copy_(torch.from_numpy(self.head.bias))
+        return dict(model.state_dict())
+
+
+@dataclass
+class Tuned:
+    data: BackboneData
+    model: FineTuned
+
+    def window_probabilities(self, members: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        assert self.data.activations is not None
+        acts, _, owner = _windows(self.data.activations, members, self.data.clips.label_ids())
+        return self.model.probabilities(acts), owner
+
+    def checkpoint(self) -> dict[str, Any]:
+        return dict(self.model.into(self.data.classifier(), self.data.cut).state_dict())
+
+
+def clip_report(fitted: Fitted, members: Sequence[int], clips: ClipSet) -> dict[str, Any]:
     labels = clips.label_ids()
     if not members:
         return classification_report(np.array([], int), np.array([], int), clips.labels)
-    x, _, owner = _windows(embeddings, members, labels)
-    probs = mean_per_clip(head.probabilities(x), owner, len(members))
+    probs, owner = fitted.window_probabilities(members)
+    probs = mean_per_clip(probs, owner, len(members))
     return classification_report(labels[list(members)], probs.argmax(1), clips.labels)
 
 
-def run_fold(
-    clips: ClipSet, embeddings: list[np.ndarray], fold: Fold, l2: float, seed: int, log: Log
-) -> tuple[FoldResult, Head]:
+def run_fold(data: BackboneData, fold: Fold, log: Log) -> FoldResult:
     start = time.time()
+    clips = data.clips
     if fold.test_groups:
-        split = group_split(clips, fold.test_groups, fold.validation_groups, seed)
+        split = group_split(clips, fold.test_groups, fold.validation_groups, data.seed)
         train = split.train + split.validation  # no early stopping: validation trains too
     else:
         split = Split(list(range(len(clips.clips))), [], [], [], [])
         train = split.train
     if not train:
         raise DatasetError(f"fold {fold.name} has no training clips")
-    x, y, _ = _windows(embeddings, train, clips.label_ids())
-    head = fit_head(x, y, len(clips.labels), l2, seed)
+    fitted = data.fit(train)
     metrics = {
-        "train": clip_report(head, embeddings, train, clips),
-        "validation": clip_report(head, embeddings, [], clips),
-        "test": clip_report(head, embeddings, split.test, clips),
+        "train": clip_report(fitted, train, clips),
+        "validation": clip_report(fitted, [], clips),
+        "test": clip_report(fitted, split.test, clips),
     }
     baseline = run_baseline(clips, Split(train, [], split.test, [], [])) if split.test else {}
     seconds = time.time() - start
@@ -179,21 +285,8 @@ def run_fold(
         else None,
         checks.underfitting(metrics["train"]["accuracy"]),
     )
-    result = FoldResult(fold, {}, [], 0, False, metrics, baseline, seconds, None, found)
-    return result, head
-
-
-def checkpoint(network: Any, head: Head, n_classes: int) -> dict[str, Any]:
-    """The whole network's state: the pretrained features and the fitted head."""
-    import torch
-
-    from .efficientat import BackboneClassifier
-
-    model = BackboneClassifier(network, n_classes)
-    with torch.no_grad():
-        model.head.weight.copy_(torch.from_numpy(head.weight))
-        model.head.bias.copy_(torch.from_numpy(head.bias))
-    return model.state_dict()
+    state = fitted.checkpoint()
+    return FoldResult(fold, state, [], 0, False, metrics, baseline, seconds, None, found)
 
 
 def train_on_backbone(args: argparse.Namespace, preset: Preset, log: Log) -> int:
@@ -220,15 +313,42 @@ def train_on_backbone(args: argparse.Namespace, preset: Preset, log: Log) -> int
 
     started = time.time()
     network = load_network(located)
-    embeddings = EmbeddingCache(cache, located, network, plan).embeddings(clips, not args.quiet)
-    log(f"embeddings of {sum(len(e) for e in embeddings)} windows in {time.time() - started:.0f} s")
+    total = len(network.features)
+    stages = parse_stages(args.fine_tune, total)
+    cut = total - stages
+    embeddings = NetworkCache(cache, located, plan, embed_windows(network)).outputs(
+        clips, not args.quiet
+    )
+    activations = None
+    if stages:
+        below = f"stages<{cut}"
+        activations = NetworkCache(
+            cache, located, plan, lambda w: lower_activations(network, cut, w), below, np.float16
+        ).outputs(clips, not args.quiet)
+    log(
+        f"{'embeddings' if not stages else 'embeddings and frozen activations'} of "
+        f"{sum(len(e) for e in embeddings)} windows in {time.time() - started:.0f} s"
+    )
 
     from .zoo import ModelSpec, build_model, profile
 
     model_spec = ModelSpec(spec.name, "head", len(clips.labels), (plan.frames, frontend.n_mels))
     prof = profile(build_model(model_spec), model_spec.input_shape)
-    log(f"model {spec.name} + linear head: {prof.describe()}")
     l2 = DEFAULT_L2 if args.head_l2 is None else args.head_l2
+    tune = None
+    if stages:
+        tune = FineTuneSettings(
+            stages,
+            args.epochs or FINE_TUNE_EPOCHS,
+            args.body_lr or BODY_LR,
+            MIXUP_ALPHA if args.mixup is None else args.mixup,
+        )
+        use = f"fine-tuned: top {stages} of {total} stages and a new head"
+        training: dict[str, Any] = {"probe_l2": l2, **tune.record(total)}
+    else:
+        use = "frozen embeddings, linear head"
+        training = {"head": "logistic regression (L-BFGS)", "l2": l2}
+    log(f"model {spec.name}, {use}: {prof.describe()}")
     config = RunConfig(
         model=ModelRecord(
             spec.name,
@@ -239,21 +359,23 @@ def train_on_backbone(args: argparse.Namespace, preset: Preset, log: Log) -> int
             None,
             model_spec.input_shape,
             "none",
-            {**spec.to_record(), "use": "frozen embeddings, linear head", "head_l2": l2},
+            {**spec.to_record(), "use": use, "head_l2": l2},
         ),
         frontend=frontend,
         labels=tuple(clips.labels),
         window=RunWindow(plan.frames, plan.mode, plan.hop, window_s, hop_s),
         dataset=dataset_record(args, index, clips),
         seed=args.seed,
-        training={"head": "logistic regression (L-BFGS)", "l2": l2},
+        training=training,
         command="python -m export " + " ".join(shlex.quote(a) for a in args.argv),
+    )
+    data = BackboneData(
+        clips, network, embeddings, activations, cut, l2, tune, args.seed, not args.quiet
     )
     folds = plan_folds(clips, args.holdout_group, args.val_group, args.cv, args.seed)
     results = []
     for fold in folds:
-        result, head = run_fold(clips, embeddings, fold, l2, args.seed, log)
-        result.state = checkpoint(network, head, len(clips.labels))
+        result = run_fold(data, fold, log)
         results.append(result)
         write_run(args.out / f"fold-{fold.name}" if args.cv else args.out, result, config, log)
     final_checks = results[-1].checks
@@ -262,8 +384,7 @@ def train_on_backbone(args: argparse.Namespace, preset: Preset, log: Log) -> int
         final_checks = merge_checks(results)
         if args.fit_all:
             log("final fit on every group; its estimate is the cross-validated figure")
-            final, head = run_fold(clips, embeddings, Fold("all", [], []), l2, args.seed, log)
-            final.state = checkpoint(network, head, len(clips.labels))
+            final = run_fold(data, Fold("all", [], []), log)
             write_run(args.out, final, config, log, summary)
     log("")
     for line in checks.format_checks(final_checks):

@@ -156,10 +156,65 @@ def test_a_head_on_the_frozen_backbone_trains_exports_and_verifies(mn04_dir, tmp
         assert loaded.labels[int(probs.argmax())] == "tone", precision
 
 
+def test_fine_tuning_trains_only_the_top_stages_and_exports_int8(mn04_dir, tmp_path):
+    pytest.importorskip("litert_torch", reason="exporting needs litert-torch (train extra)")
+    from export.cli import main as export_main
+    from export.pretrained import load_network, locate
+
+    data = make_sounds(tmp_path / "sounds")
+    cache, run, bundle = tmp_path / "cache", tmp_path / "run", tmp_path / "bundle"
+    args = ["train", "--data", str(data), "--layout", "folder", "--cache", str(cache), "--quiet"]
+    args += ["--backbone", str(mn04_dir), "--window", "2.0", "--hop", "1.0"]
+    args += ["--fine-tune", "2", "--epochs", "3", "--groups", "{label}/{group}_*.wav"]
+    args += ["--holdout-group", "rec0"]
+    assert export_main([*args, "--out", str(run)]) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["training"]["stages"] == 2 and config["training"]["epochs"] == 3
+    assert config["model"]["backbone"]["use"].startswith("fine-tuned: top 2 of 17 stages")
+    assert list(cache.rglob("activations-*/*.npy")), "the frozen stages' output is cached"
+
+    # Below the cut the weights are the pretrained ones; above it they trained.
+    state = torch.load(run / "checkpoint.pt", weights_only=False)
+    pretrained = load_network(locate(str(mn04_dir))).state_dict()
+    frozen, tuned = "features.14.block.0.0.weight", "features.16.0.weight"
+    assert torch.equal(state[frozen], pretrained[frozen])
+    assert not torch.equal(state[tuned], pretrained[tuned])
+
+    quantize = ["quantize", str(run), "--out", str(bundle), "--calibration", "32"]
+    assert export_main([*quantize, "--cache", str(cache), "--allow-regression"]) == 0
+    assert "top 2 of 17 stages" in (bundle / "card.md").read_text()
+
+    from edge_audio.backends import load_backend
+    from edge_audio.bundle import load_bundle
+    from edge_audio.frontend import LogMel
+
+    loaded = load_bundle(bundle)
+    clip, _ = load_audio(data / "clicks" / "rec0_clicks.wav", 32000)
+    windows = loaded.window.clip_windows(LogMel(loaded.frontend)(clip))
+    probs = load_backend(loaded, "tflite", "int8").probabilities(windows).mean(0)
+    assert loaded.labels[int(probs.argmax())] == "clicks"
+
+
+@pytest.mark.parametrize(
+    ("stages", "message"),
+    [("18", "has 17 stages"), ("top", "number of stages or 'all'"), ("-1", "has 17 stages")],
+)
+def test_bad_fine_tune_values_are_clear_errors(mn04_dir, tmp_path, capsys, stages, message):
+    from export.cli import main as export_main
+
+    data = make_sounds(tmp_path / "s", per_class=3)
+    args = ["train", "--data", str(data), "--layout", "folder", "--out", str(tmp_path / "r")]
+    args += ["--cache", str(tmp_path / "c"), "--backbone", str(mn04_dir), "--window", "2.0"]
+    assert export_main([*args, "--fine-tune", stages, "--quiet"]) == 2
+    assert message in capsys.readouterr().err
+
+
 def test_backbone_options_need_each_other(tmp_path):
     from export.cli import main as export_main
 
     data = make_sounds(tmp_path / "s", per_class=3)
     args = ["train", "--data", str(data), "--layout", "folder", "--out", str(tmp_path / "r")]
     assert export_main([*args, "--head-l2", "0.1", "--quiet"]) == 2
+    assert export_main([*args, "--fine-tune", "3", "--quiet"]) == 2
+    assert export_main([*args, "--body-lr", "1e-4", "--quiet"]) == 2
     assert export_main([*args, "--backbone", str(tmp_path / "nowhere"), "--quiet"]) == 2

@@ -1,0 +1,203 @@
+"""`train --backbone NAME --fine-tune N`: retrain the top N stages of a pretrained network.
+
+The network's feature stack is cut N stages from the top. Below the cut nothing
+trains (BatchNorm statistics included), so each window's activations there are
+computed once and cached like the embeddings; above it, the pretrained stages
+train at a low learning rate and a new head at ten times that. The head starts
+as the linear probe (a logistic regression on the frozen embedding, as in the
+head-only use), so the first steps do not push random-head gradients into the
+pretrained stages (linear probing then fine-tuning, Kumar et al., ICLR 2022).
+
+Augmentation acts where the cache lives: mixup between clips and a random roll
+of the activation maps along time. `--fine-tune all` cuts at the input, so the
+whole body trains: the same code, at the cost of the full network per step.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from edge_audio.errors import ConfigError
+
+FINE_TUNE_EPOCHS = 20
+BODY_LR = 3e-4  # the pretrained stages; the head trains at HEAD_LR_RATIO times this
+HEAD_LR_RATIO = 10.0
+MIXUP_ALPHA = 0.3
+BATCH = 32
+WEIGHT_DECAY = 1e-2
+MAX_ROLL = 4  # time steps of the cached maps a batch is rolled by, at most
+
+
+@dataclass(frozen=True)
+class FineTuneSettings:
+    stages: int  # how many stages of the feature stack train, counted from the top
+    epochs: int = FINE_TUNE_EPOCHS
+    body_lr: float = BODY_LR
+    mixup: float = MIXUP_ALPHA
+
+    def record(self, total_stages: int) -> dict[str, Any]:
+        return {
+            **asdict(self),
+            "of_stages": total_stages,
+            "head_lr": self.body_lr * HEAD_LR_RATIO,
+            "batch": BATCH,
+            "weight_decay": WEIGHT_DECAY,
+            "augment": f"mixup (alpha {self.mixup}), time roll of up to {MAX_ROLL} steps",
+            "head_init": "linear probe",
+        }
+
+
+def parse_stages(value: str | None, total: int) -> int:
+    """`--fine-tune` as given: 0 (head only), N in 1..total, or `all`."""
+    if value is None:
+        return 0
+    if value == "all":
+        return total
+    try:
+        stages = int(value)
+    except ValueError:
+        raise ConfigError(f"--fine-tune takes a number of stages or 'all', got {value!r}") from None
+    if not 0 <= stages <= total:
+        raise ConfigError(
+            f"--fine-tune {stages}: the network has {total} stages (0 trains the head only, "
+            f"'all' or {total} the whole body)"
+        )
+    return stages
+
+
+def lower_activations(network: Any, cut: int, windows: np.ndarray) -> np.ndarray:
+    """The frozen stages' output for windows [n, frames, mels]: [n, C, F, T]."""
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(windows.transpose(0, 2, 1)[:, None]))
+    if cut == 0:
+        return x.numpy()
+    with torch.inference_mode():
+        lower = network.features[:cut].eval()
+        return torch.cat([lower(x[i : i + BATCH]) for i in range(0, len(x), BATCH)]).numpy()
+
+
+class FineTuned:
+    """The trained top stages and head over cached lower activations."""
+
+    def __init__(self, top: Any, head: Any) -> None:
+        self.top = top
+        self.head = head
+
+    def logits(self, activations: np.ndarray) -> np.ndarray:
+        import torch
+
+        self.top.eval()
+        with torch.inference_mode():
+            x = torch.from_numpy(activations)
+            parts = [self._forward(x[i : i + BATCH]) for i in range(0, len(x), BATCH)]
+        return torch.cat(parts).numpy() if parts else np.zeros((0, self.head.out_features))
+
+    def probabilities(self, activations: np.ndarray) -> np.ndarray:
+        logits = self.logits(activations)
+        logits -= logits.max(axis=1, keepdims=True)
+        e = np.exp(logits)
+        return np.asarray(e / e.sum(axis=1, keepdims=True))
+
+    def _forward(self, x: Any) -> Any:
+        return self.head(self.top(x).mean(dim=(2, 3)))
+
+    def into(self, model: Any, cut: int) -> Any:
+        """Copy the trained stages and head into a BackboneClassifier."""
+        import torch
+
+        with torch.no_grad():
+            for i, stage in enumerate(self.top):
+                model.features[cut + i].load_state_dict(stage.state_dict())
+            model.head.load_state_dict(self.head.state_dict())
+        return model
+
+
+def freeze_batchnorm(module: Any) -> None:
+    """Keep the pretrained running statistics: tens of clips cannot re-estimate them."""
+    import torch
+
+    for m in module.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.eval()
+
+
+def fine_tune(
+    network: Any,
+    cut: int,
+    activations: np.ndarray,
+    labels: np.ndarray,
+    probe: tuple[np.ndarray, np.ndarray],
+    settings: FineTuneSettings,
+    seed: int,
+    progress: bool,
+) -> FineTuned:
+    """Train stages cut.. and a head (started from `probe`, weight and bias) on
+    one activation map per window, labelled `labels`."""
+    import torch
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    top = copy.deepcopy(network.features[cut:])
+    n_classes = len(probe[1])
+    head = torch.nn.Linear(probe[0].shape[1], n_classes)
+    with torch.no_grad():
+        head.weight.copy_(torch.from_numpy(probe[0]))
+        head.bias.copy_(torch.from_numpy(probe[1]))
+    head_lr = settings.body_lr * HEAD_LR_RATIO
+    optimiser = torch.optim.AdamW(
+        [
+            {"params": top.parameters(), "lr": settings.body_lr},
+            {"params": head.parameters(), "lr": head_lr},
+        ],
+        weight_decay=WEIGHT_DECAY,
+    )
+    steps_per_epoch = max(1, len(labels) // BATCH)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimiser,
+        max_lr=[settings.body_lr, head_lr],
+        total_steps=settings.epochs * steps_per_epoch,
+        pct_start=0.1,
+    )
+    x_all = torch.from_numpy(activations)
+    y_all = torch.nn.functional.one_hot(torch.from_numpy(labels.astype(np.int64)), n_classes)
+    epochs: Any = range(settings.epochs)
+    if progress:
+        from tqdm import tqdm
+
+        epochs = tqdm(epochs, desc="fine-tune", unit="epoch", leave=False, disable=None)
+    model = FineTuned(top, head)
+    for _ in epochs:
+        top.train()
+        freeze_batchnorm(top)
+        order = rng.permutation(len(labels))
+        total = 0.0
+        for step in range(steps_per_epoch):
+            rows = order[step * BATCH : (step + 1) * BATCH]
+            x, y = mix(x_all[rows], y_all[rows].float(), settings.mixup, rng)
+            x = torch.roll(x, int(rng.integers(-MAX_ROLL, MAX_ROLL + 1)), dims=3)
+            loss = -(y * torch.log_softmax(model._forward(x), dim=1)).sum(dim=1).mean()
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            total += float(loss)
+        if progress:
+            epochs.set_postfix(loss=f"{total / steps_per_epoch:.3f}")
+    top.eval()
+    return model
+
+
+def mix(x: Any, y: Any, alpha: float, rng: np.random.Generator) -> tuple[Any, Any]:
+    """Mixup: each example blended with another of the batch, labels likewise."""
+    import torch
+
+    if alpha <= 0 or len(x) < 2:
+        return x, y
+    lam = float(rng.beta(alpha, alpha))
+    other = torch.from_numpy(rng.permutation(len(x)))
+    return lam * x + (1 - lam) * x[other], lam * y + (1 - lam) * y[other]
