@@ -4,9 +4,14 @@ The network's feature stack is cut N stages from the top. Below the cut nothing
 trains (BatchNorm statistics included), so each window's activations there are
 computed once and cached like the embeddings; above it, the pretrained stages
 train at a low learning rate and a new head at ten times that. The head starts
-as the linear probe (a logistic regression on the frozen embedding, as in the
-head-only use), so the first steps do not push random-head gradients into the
-pretrained stages (linear probing then fine-tuning, Kumar et al., ICLR 2022).
+from scratch: started from the linear probe instead (linear probing then
+fine-tuning, Kumar et al., ICLR 2022) it fits the training clips at once, the
+stages barely move, and ESC-50 fold 1 scored 92.5% against 94.25%.
+
+With a teacher (`--teacher RUN_DIR`, distillation), the loss is a blend of the
+labels' cross-entropy and the divergence from the teacher's outputs softened at
+temperature KD_TEMPERATURE (Hinton et al., 2015); the teacher's logits of every
+window are computed once and cached, and mixup blends them like the labels.
 
 Augmentation acts where the cache lives: mixup between clips and a random roll
 of the activation maps along time. `--fine-tune all` cuts at the input, so the
@@ -24,12 +29,18 @@ import numpy as np
 from edge_audio.errors import ConfigError
 
 FINE_TUNE_EPOCHS = 20
+# At least this many optimiser steps, however few the clips (when --epochs is not
+# given): twenty epochs of fifteen clips are twenty steps, and a new head learns
+# nothing in twenty steps.
+MIN_STEPS = 300
 BODY_LR = 3e-4  # the pretrained stages; the head trains at HEAD_LR_RATIO times this
 HEAD_LR_RATIO = 10.0
 MIXUP_ALPHA = 0.3
 BATCH = 32
 WEIGHT_DECAY = 1e-2
 MAX_ROLL = 4  # time steps of the cached maps a batch is rolled by, at most
+KD_TEMPERATURE = 2.0
+KD_WEIGHT = 0.5  # the teacher's share of the loss; the labels have the rest
 
 
 @dataclass(frozen=True)
@@ -39,16 +50,24 @@ class FineTuneSettings:
     body_lr: float = BODY_LR
     mixup: float = MIXUP_ALPHA
 
-    def record(self, total_stages: int) -> dict[str, Any]:
+    def record(self, total_stages: int, teacher: str | None = None) -> dict[str, Any]:
+        distil = {"teacher": teacher, "temperature": KD_TEMPERATURE, "teacher_weight": KD_WEIGHT}
         return {
+            **({"distillation": distil} if teacher else {}),
             **asdict(self),
             "of_stages": total_stages,
             "head_lr": self.body_lr * HEAD_LR_RATIO,
             "batch": BATCH,
             "weight_decay": WEIGHT_DECAY,
             "augment": f"mixup (alpha {self.mixup}), time roll of up to {MAX_ROLL} steps",
-            "head_init": "linear probe",
         }
+
+
+def planned_epochs(windows: int, given: int | None) -> int:
+    """--epochs as given, else FINE_TUNE_EPOCHS raised until MIN_STEPS steps."""
+    if given is not None:
+        return given
+    return max(FINE_TUNE_EPOCHS, -(-MIN_STEPS // max(1, windows // BATCH)))
 
 
 def parse_stages(value: str | None, total: int) -> int:
@@ -127,27 +146,25 @@ def freeze_batchnorm(module: Any) -> None:
 
 
 def fine_tune(
-    network: Any,
+    classifier: Any,
     cut: int,
     activations: np.ndarray,
     labels: np.ndarray,
-    probe: tuple[np.ndarray, np.ndarray],
     settings: FineTuneSettings,
     seed: int,
     progress: bool,
+    teacher_logits: np.ndarray | None = None,
 ) -> FineTuned:
-    """Train stages cut.. and a head (started from `probe`, weight and bias) on
-    one activation map per window, labelled `labels`."""
+    """Train a copy of the classifier's stages cut.. and head on one activation
+    map per window, labelled `labels`, and distilled from `teacher_logits` when
+    given."""
     import torch
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    top = copy.deepcopy(network.features[cut:])
-    n_classes = len(probe[1])
-    head = torch.nn.Linear(probe[0].shape[1], n_classes)
-    with torch.no_grad():
-        head.weight.copy_(torch.from_numpy(probe[0]))
-        head.bias.copy_(torch.from_numpy(probe[1]))
+    top = copy.deepcopy(classifier.features[cut:])
+    head = copy.deepcopy(classifier.head)
+    n_classes = head.out_features
     head_lr = settings.body_lr * HEAD_LR_RATIO
     optimiser = torch.optim.AdamW(
         [
@@ -164,7 +181,10 @@ def fine_tune(
         pct_start=0.1,
     )
     x_all = torch.from_numpy(activations)
-    y_all = torch.nn.functional.one_hot(torch.from_numpy(labels.astype(np.int64)), n_classes)
+    targets = torch.nn.functional.one_hot(torch.from_numpy(labels.astype(np.int64)), n_classes)
+    if teacher_logits is not None:  # soft targets ride along with the labels through mixup
+        soft = torch.softmax(torch.from_numpy(teacher_logits) / KD_TEMPERATURE, dim=1)
+        targets = torch.cat([targets.float(), soft], dim=1)
     epochs: Any = range(settings.epochs)
     if progress:
         from tqdm import tqdm
@@ -178,18 +198,33 @@ def fine_tune(
         total = 0.0
         for step in range(steps_per_epoch):
             rows = order[step * BATCH : (step + 1) * BATCH]
-            x, y = mix(x_all[rows], y_all[rows].float(), settings.mixup, rng)
+            x, y = mix(x_all[rows], targets[rows].float(), settings.mixup, rng)
             x = torch.roll(x, int(rng.integers(-MAX_ROLL, MAX_ROLL + 1)), dims=3)
-            loss = -(y * torch.log_softmax(model._forward(x), dim=1)).sum(dim=1).mean()
+            loss = loss_of(model._forward(x), y, n_classes)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
             schedule.step()
-            total += float(loss)
+            total += float(loss.detach())
         if progress:
             epochs.set_postfix(loss=f"{total / steps_per_epoch:.3f}")
     top.eval()
     return model
+
+
+def loss_of(logits: Any, targets: Any, n_classes: int) -> Any:
+    """Cross-entropy on the (mixed) labels; with teacher targets appended, blended
+    with the softened divergence, scaled by T^2 so its gradients keep their size."""
+    import torch
+
+    labels = targets[:, :n_classes]
+    hard = -(labels * torch.log_softmax(logits, dim=1)).sum(dim=1).mean()
+    if targets.shape[1] == n_classes:
+        return hard
+    soft = targets[:, n_classes:]
+    student = torch.log_softmax(logits / KD_TEMPERATURE, dim=1)
+    kd = torch.nn.functional.kl_div(student, soft, reduction="batchmean")
+    return (1 - KD_WEIGHT) * hard + KD_WEIGHT * KD_TEMPERATURE**2 * kd
 
 
 def mix(x: Any, y: Any, alpha: float, rng: np.random.Generator) -> tuple[Any, Any]:

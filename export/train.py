@@ -198,14 +198,20 @@ def train_command(args: argparse.Namespace) -> int:
 
     world = init_world(args.device)
     log = Log(args.quiet or not world.main)
-    preset = resolve_preset(args)
     if args.fit_all and not args.cv:
         raise ConfigError("--fit-all needs --cv: cross-validation chooses how long to train")
     if args.backbone:
         from .transfer import train_on_backbone
 
-        return train_on_backbone(args, preset, log)
+        if args.model:
+            raise ConfigError(
+                "--model picks a CNN trained from scratch; with --backbone the network is the "
+                "pretrained one (--size head, the default, or tiny)"
+            )
+        return train_on_backbone(args, PRESETS[args.layout], log)
+    preset = resolve_preset(args)
     for given, flag in (
+        (args.teacher, "--teacher"),
         (args.head_l2, "--head-l2"),
         (args.fine_tune, "--fine-tune"),
         (args.body_lr, "--body-lr"),
@@ -418,6 +424,15 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         type=float,
         help=f"--fine-tune: peak learning rate of the pretrained stages (default {BODY_LR}; "
         f"the head's is ten times it)",
+    )
+    p.add_argument(
+        "--teacher",
+        type=Path,
+        metavar="RUN_DIR",
+        help="--backbone: distil from a trained run of the same backbone and labels (its "
+        "outputs are computed once and cached; with --cv, RUN_DIR/fold-NAME teaches fold NAME). "
+        "Usually with --size tiny: the network's first 12 stages and a new layer, under 300 KB "
+        "as int8",
     )
     p.add_argument("--size", help="size preset: tiny/small/medium/large (model-dependent)")
     p.add_argument(

@@ -26,20 +26,21 @@ from typing import Any, Protocol
 import numpy as np
 
 from edge_audio.datasets import describe_groups, scan
-from edge_audio.errors import DatasetError
+from edge_audio.errors import ConfigError, DatasetError
 from edge_audio.metrics import classification_report
 
 from . import checks
 from .data import ClipSet, FeatureCache, Split, WindowPlan, group_split, load_clips, mean_per_clip
+from .efficientat import TINY_STAGES
 from .finetune import (
     BODY_LR,
-    FINE_TUNE_EPOCHS,
     MIXUP_ALPHA,
     FineTuned,
     FineTuneSettings,
     fine_tune,
     lower_activations,
     parse_stages,
+    planned_epochs,
 )
 from .fit import Log
 from .folds import Fold, limit_per_class_and_group, plan_folds
@@ -51,6 +52,7 @@ from .runs import FoldResult, merge_checks, run_baseline, write_cv_summary, writ
 # Window per layout when a backbone listens: the networks were trained on long
 # clips, and an environmental sound is recognised better over a whole ESC-50 clip.
 BACKBONE_WINDOWS = {"esc50": (5.0, 2.5)}
+TINY_FROZEN = 7  # the tiny student trains its stages from this one up, unless --fine-tune says
 DEFAULT_L2 = 1e-3  # fixed, not tuned on any split; --head-l2 changes it
 EMBED_BATCH = 16
 
@@ -112,7 +114,7 @@ class NetworkCache:
         dtype: Any = np.float32,
     ) -> None:
         tag = f"{located.spec.sha256}|{plan}" + ("" if kind == "embeddings" else f"|{kind}")
-        prefix = "embeddings" if kind == "embeddings" else "activations"
+        prefix = "activations" if kind.startswith("stages") else kind.split("-")[0]
         self.dir = cache.dir / f"{prefix}-{hashlib.sha256(tag.encode()).hexdigest()[:16]}"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.plan = plan
@@ -178,37 +180,36 @@ class BackboneData:
 
     clips: ClipSet
     network: Any
-    embeddings: list[np.ndarray]  # [windows, D] per clip
+    embeddings: list[np.ndarray]  # [windows, D] per clip, for the head alone
     activations: list[np.ndarray] | None  # [windows, C, F, T] below the cut, when fine-tuning
     cut: int  # first stage that trains (len(features): the head only)
+    stages: int | None  # the student keeps the tagger's first `stages` (--size tiny)
     l2: float
     tune: FineTuneSettings | None
     seed: int
     progress: bool
 
-    def fit(self, members: Sequence[int]) -> Fitted:
-        labels = self.clips.label_ids()
-        x, y, _ = _windows(self.embeddings, members, labels)
-        probe = fit_head(x, y, len(self.clips.labels), self.l2, self.seed)
+    def fit(self, members: Sequence[int], teacher: list[np.ndarray] | None = None) -> Fitted:
+        labels, n_classes = self.clips.label_ids(), len(self.clips.labels)
         if self.tune is None or self.activations is None:
-            return Probe(self, probe)
+            x, y, _ = _windows(self.embeddings, members, labels)
+            return Probe(self, fit_head(x, y, n_classes, self.l2, self.seed))
         acts, y, _ = _windows(self.activations, members, labels)
+        soft = None if teacher is None else _windows(teacher, members, labels)[0]
         tuned = fine_tune(
-            self.network,
-            self.cut,
-            acts,
-            y,
-            (probe.weight, probe.bias),
-            self.tune,
-            self.seed,
-            self.progress,
+            self.classifier(), self.cut, acts, y, self.tune, self.seed, self.progress, soft
         )
         return Tuned(self, tuned)
 
     def classifier(self) -> Any:
+        """The network as trained from: pretrained stages, new layers seeded."""
+        import torch
+
         from .efficientat import BackboneClassifier
 
-        return BackboneClassifier(copy.deepcopy(self.network), len(self.clips.labels))
+        torch.manual_seed(self.seed)
+        network = copy.deepcopy(self.network)
+        return BackboneClassifier(network, len(self.clips.labels), self.stages)
 
 
 @dataclass
@@ -244,6 +245,49 @@ class Tuned:
         return dict(self.model.into(self.data.classifier(), self.data.cut).state_dict())
 
 
+@dataclass
+class Teachers:
+    """`--teacher RUN_DIR`: per fold, the teacher run of the same fold when the
+    directory has one (RUN_DIR/fold-NAME, written by `train --cv`), so no fold's
+    test clips reach its student through the teacher; RUN_DIR itself otherwise."""
+
+    root: Path
+    cache: FeatureCache
+    located: Located
+    plan: WindowPlan
+    clips: ClipSet
+    progress: bool
+
+    def for_fold(self, fold: Fold, log: Log) -> list[np.ndarray]:
+        from .trained_run import load_run
+
+        per_fold = self.root / f"fold-{fold.name}"
+        run = load_run(per_fold if per_fold.is_dir() else self.root)
+        if list(run.labels) != list(self.clips.labels):
+            raise ConfigError(f"--teacher {run.root}: its labels differ from this dataset's")
+        if run.plan.frames != self.plan.frames or run.frontend != self.located.spec.frontend:
+            raise ConfigError(
+                f"--teacher {run.root}: another frontend or window than the student's"
+            )
+        heard = set(fold.test_groups) - set(run.config.test_groups)
+        if heard:
+            log(
+                f"  warning: teacher {run.root} trained on {describe_groups(sorted(heard))}, "
+                f"fold {fold.name}'s test groups: this fold's estimate is optimistic"
+            )
+        digest = hashlib.sha256((run.root / "checkpoint.pt").read_bytes()).hexdigest()[:16]
+        model = run.model
+
+        def compute(windows: np.ndarray) -> np.ndarray:
+            import torch
+
+            with torch.inference_mode():
+                return model(torch.from_numpy(np.ascontiguousarray(windows[:, None]))).numpy()
+
+        cache = NetworkCache(self.cache, self.located, self.plan, compute, f"teacher-{digest}")
+        return cache.outputs(self.clips, self.progress)
+
+
 def clip_report(fitted: Fitted, members: Sequence[int], clips: ClipSet) -> dict[str, Any]:
     labels = clips.label_ids()
     if not members:
@@ -253,7 +297,9 @@ def clip_report(fitted: Fitted, members: Sequence[int], clips: ClipSet) -> dict[
     return classification_report(labels[list(members)], probs.argmax(1), clips.labels)
 
 
-def run_fold(data: BackboneData, fold: Fold, log: Log) -> FoldResult:
+def run_fold(
+    data: BackboneData, fold: Fold, log: Log, teachers: Teachers | None = None
+) -> FoldResult:
     start = time.time()
     clips = data.clips
     if fold.test_groups:
@@ -264,7 +310,7 @@ def run_fold(data: BackboneData, fold: Fold, log: Log) -> FoldResult:
         train = split.train
     if not train:
         raise DatasetError(f"fold {fold.name} has no training clips")
-    fitted = data.fit(train)
+    fitted = data.fit(train, teachers.for_fold(fold, log) if teachers else None)
     metrics = {
         "train": clip_report(fitted, train, clips),
         "validation": clip_report(fitted, [], clips),
@@ -311,40 +357,67 @@ def train_on_backbone(args: argparse.Namespace, preset: Preset, log: Log) -> int
     )
     from .train import dataset_record
 
+    size = args.size or "head"
+    if size not in ("head", "tiny"):
+        raise ConfigError(
+            f"--size {size}: with --backbone, 'head' (the whole network and a new head) or "
+            "'tiny' (its first stages, a new layer and head: a student for --teacher)"
+        )
     started = time.time()
     network = load_network(located)
-    total = len(network.features)
+    kept = TINY_STAGES if size == "tiny" else None
+    total = len(network.features) if kept is None else kept + 1
     stages = parse_stages(args.fine_tune, total)
+    if size == "tiny" and args.fine_tune is None:
+        stages = total - TINY_FROZEN
+    if size == "tiny" and stages == 0:
+        raise ConfigError("--size tiny: its new layer must train; --fine-tune 1 at least")
+    if args.teacher and not stages:
+        raise ConfigError(
+            "--teacher distils into layers that train: add --fine-tune N or --size tiny"
+        )
     cut = total - stages
-    embeddings = NetworkCache(cache, located, plan, embed_windows(network)).outputs(
-        clips, not args.quiet
-    )
+    if stages and args.head_l2 is not None:
+        raise ConfigError("--head-l2 is for the head alone: --fine-tune trains its head by SGD")
+    embeddings: list[np.ndarray] = []
     activations = None
     if stages:
         below = f"stages<{cut}"
         activations = NetworkCache(
             cache, located, plan, lambda w: lower_activations(network, cut, w), below, np.float16
         ).outputs(clips, not args.quiet)
+    else:
+        embeddings = NetworkCache(cache, located, plan, embed_windows(network)).outputs(
+            clips, not args.quiet
+        )
     log(
-        f"{'embeddings' if not stages else 'embeddings and frozen activations'} of "
-        f"{sum(len(e) for e in embeddings)} windows in {time.time() - started:.0f} s"
+        f"{'frozen activations' if stages else 'embeddings'} of "
+        f"{sum(len(e) for e in activations or embeddings)} windows in "
+        f"{time.time() - started:.0f} s"
     )
 
     from .zoo import ModelSpec, build_model, profile
 
-    model_spec = ModelSpec(spec.name, "head", len(clips.labels), (plan.frames, frontend.n_mels))
+    model_spec = ModelSpec(spec.name, size, len(clips.labels), (plan.frames, frontend.n_mels))
     prof = profile(build_model(model_spec), model_spec.input_shape)
     l2 = DEFAULT_L2 if args.head_l2 is None else args.head_l2
     tune = None
     if stages:
         tune = FineTuneSettings(
             stages,
-            args.epochs or FINE_TUNE_EPOCHS,
+            planned_epochs(sum(len(a) for a in activations or []), args.epochs),
             args.body_lr or BODY_LR,
             MIXUP_ALPHA if args.mixup is None else args.mixup,
         )
         use = f"fine-tuned: top {stages} of {total} stages and a new head"
-        training: dict[str, Any] = {"probe_l2": l2, **tune.record(total)}
+        if kept is not None:
+            use = (
+                f"its first {kept} stages, a new 1x1 conv and head; the top {stages} of these "
+                f"{total} stages trained"
+            )
+        if args.teacher:
+            use += f", distilled from {args.teacher}"
+        training: dict[str, Any] = tune.record(total, str(args.teacher) if args.teacher else None)
     else:
         use = "frozen embeddings, linear head"
         training = {"head": "logistic regression (L-BFGS)", "l2": l2}
@@ -352,14 +425,14 @@ def train_on_backbone(args: argparse.Namespace, preset: Preset, log: Log) -> int
     config = RunConfig(
         model=ModelRecord(
             spec.name,
-            "head",
+            size,
             prof.params,
             prof.macs,
             prof.int8_bytes,
             None,
             model_spec.input_shape,
             "none",
-            {**spec.to_record(), "use": use, "head_l2": l2},
+            {**spec.to_record(), "use": use, **({} if stages else {"head_l2": l2})},
         ),
         frontend=frontend,
         labels=tuple(clips.labels),
@@ -370,12 +443,15 @@ def train_on_backbone(args: argparse.Namespace, preset: Preset, log: Log) -> int
         command="python -m export " + " ".join(shlex.quote(a) for a in args.argv),
     )
     data = BackboneData(
-        clips, network, embeddings, activations, cut, l2, tune, args.seed, not args.quiet
+        clips, network, embeddings, activations, cut, kept, l2, tune, args.seed, not args.quiet
     )
+    teachers = None
+    if args.teacher:
+        teachers = Teachers(args.teacher, cache, located, plan, clips, not args.quiet)
     folds = plan_folds(clips, args.holdout_group, args.val_group, args.cv, args.seed)
     results = []
     for fold in folds:
-        result = run_fold(data, fold, log)
+        result = run_fold(data, fold, log, teachers)
         results.append(result)
         write_run(args.out / f"fold-{fold.name}" if args.cv else args.out, result, config, log)
     final_checks = results[-1].checks
@@ -384,7 +460,7 @@ def train_on_backbone(args: argparse.Namespace, preset: Preset, log: Log) -> int
         final_checks = merge_checks(results)
         if args.fit_all:
             log("final fit on every group; its estimate is the cross-validated figure")
-            final = run_fold(data, Fold("all", [], []), log)
+            final = run_fold(data, Fold("all", [], []), log, teachers)
             write_run(args.out, final, config, log, summary)
     log("")
     for line in checks.format_checks(final_checks):

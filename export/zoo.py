@@ -211,9 +211,13 @@ def build_model(spec: ModelSpec) -> nn.Module:
     from .pretrained import BACKBONES
 
     if spec.name in BACKBONES:  # weights come from the run's checkpoint
-        from .efficientat import BackboneClassifier, MobileNetV3Audio
+        from .efficientat import TINY_STAGES, BackboneClassifier, MobileNetV3Audio
 
-        return BackboneClassifier(MobileNetV3Audio(BACKBONES[spec.name].width), spec.n_classes)
+        if spec.size not in ("head", "tiny"):
+            raise ConfigError(f"{spec.name} comes as 'head' (the whole network) or 'tiny'")
+        stages = TINY_STAGES if spec.size == "tiny" else None
+        backbone = MobileNetV3Audio(BACKBONES[spec.name].width)
+        return BackboneClassifier(backbone, spec.n_classes, stages)
     if spec.name not in SIZES:
         raise ConfigError(f"unknown model '{spec.name}' (choose from {', '.join(MODELS)})")
     if spec.size not in SIZES[spec.name]:

