@@ -78,8 +78,8 @@ models: $(VENV)/.installed
 		--model dscnn --size small --refit
 	$(PY) -m export quantize runs/music-speech --out models/music-speech
 	$(PY) -m export train --data $(DATA)/esc50 --layout esc50 --out runs/esc50 \
-		--holdout-group fold5
-	$(PY) -m export quantize runs/esc50 --out models/esc50
+		--backbone efficientat-mn04 --fine-tune 10 --cv --fit-all
+	$(PY) -m export quantize runs/esc50 --out models/esc50 --qat
 
 $(DEVICE_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(DEVICE_VENV)

@@ -164,14 +164,18 @@ def how_trained(training: TrainingRecord) -> str:
         cv = training.cross_validation or {}
         folds = ", ".join(f"{k} {100 * v:.1f}%" for k, v in cv.get("folds", {}).items())
         return (
-            "on every group (a final fit, for the median best epoch of the cross-validation "
-            f"folds; nothing held out). Cross-validated estimate (fp32): "
+            "on every group (a final fit after the cross-validation, trained as long as its "
+            f"folds were; nothing held out). Cross-validated estimate (fp32): "
             f"{100 * cv.get('accuracy_mean', float('nan')):.1f}% mean ({folds})"
         )
+    validation = (
+        f" and {describe_groups(list(training.validation_groups))} for validation"
+        if training.validation_groups
+        else ""
+    )
     return (
-        f"holding out {describe_groups(list(training.test_groups))} for test and "
-        f"{describe_groups(list(training.validation_groups))} for validation (no group on two "
-        "sides; every group is listed in manifest.json)"
+        f"holding out {describe_groups(list(training.test_groups))} for test{validation} "
+        "(no group on two sides; every group is listed in manifest.json)"
     )
 
 

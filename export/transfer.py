@@ -332,7 +332,8 @@ def run_fold(
         checks.underfitting(metrics["train"]["accuracy"]),
     )
     state = fitted.checkpoint()
-    return FoldResult(fold, state, [], 0, False, metrics, baseline, seconds, None, found)
+    trained_on = Fold(fold.name, fold.test_groups, [])  # its validation group trained too
+    return FoldResult(trained_on, state, [], 0, False, metrics, baseline, seconds, None, found)
 
 
 def train_on_backbone(args: argparse.Namespace, preset: Preset, log: Log) -> int:

@@ -229,6 +229,18 @@ def test_a_failing_int8_verification_refuses_then_qat_then_allow_regression(
     assert load_bundle(allowed).artefact("tflite", "int8").size > 0
 
 
+def test_qat_runs_when_asked_even_when_int8_verifies(bundle_dir, tmp_path, capsys):
+    from export.cli import main as export_main
+
+    run, cache = bundle_dir.parent / "run", str(bundle_dir.parent / "cache")
+    out = tmp_path / "qat"
+    args = ["quantize", str(run), "--calibration", "64", "--cache", cache, "--out", str(out)]
+    assert export_main([*args, "--qat", "--qat-epochs", "1"]) == 0
+    assert "--qat: quantisation-aware fine-tuning for 1 epochs" in capsys.readouterr().out
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["artefacts"]["tflite-int8"]["method"].startswith("quantisation-aware")
+
+
 # --- evaluate ---------------------------------------------------------------------------
 
 
