@@ -45,7 +45,13 @@ def test_shipped_bundle_loads_small_and_licensed(name):
     card = (bundle.root / "card.md").read_text()
     assert bundle.manifest.licence.attribution in card.replace("\n", " ")
     assert "python -m export train" in card and "python -m export quantize" in card
-    assert bundle.manifest.verification.thresholds_overridden == ()
+    # The device's default artefact (int8 TFLite) always meets its thresholds. Only an
+    # ONNX int8 file may miss one (onnxruntime's post-training int8 has no QAT step;
+    # mn04 loses up to 3.75 points there), and then the card says so.
+    overridden = bundle.manifest.verification.thresholds_overridden
+    assert all(name.startswith("onnx-int8") for name in overridden), overridden
+    for name in overridden:
+        assert name in card, name
 
 
 def test_the_default_model_is_fsdd_digits_with_a_background_class():
