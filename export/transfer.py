@@ -1,12 +1,17 @@
-"""`train --backbone`: a small head on a frozen pretrained network.
+"""`train --backbone`: learning on a pretrained network, in three uses.
 
-The pretrained network (export/pretrained.py) turns every window of every clip
-into an embedding once; the embeddings are cached beside the features, so a
-second run, another head or another fold costs seconds. The head is a logistic
-regression (a single Linear layer, L2-regularised, on standardised embeddings,
-the standardisation then folded into the layer), fitted per fold by group like
-every other model here. The run it writes is an ordinary run directory: the
-checkpoint holds the whole network (backbone + head), so `quantize` exports,
+1. A head on the frozen network (the default): every window of every clip is
+   embedded once, the embeddings are cached beside the features, and a
+   logistic regression (one Linear layer, L2-regularised, on standardised
+   embeddings, the standardisation then folded into the layer) is fitted per
+   fold in seconds.
+2. `--fine-tune N|all`: the top N stages retrain too (export/finetune.py); the
+   output of the frozen stages below them is what gets cached.
+3. `--size tiny --teacher RUN_DIR`: a smaller network made of the first stages
+   learns from the labels and from a trained run's cached outputs.
+
+Folds are by group like every other model here. The run written is an ordinary
+run directory: the checkpoint holds the whole network, so `quantize` exports,
 quantises and verifies it like any zoo model, and the bundle runs on the device
 through the same runtime.
 """
