@@ -164,6 +164,7 @@ class MobileNetV3Audio(nn.Module):
 # channels (0.16 M) came to 318 KB, over the 300 KB a tiny model is allowed.
 TINY_STAGES = 12
 TINY_WIDTH = 256
+SIZES = ("head", "tiny")  # the whole tagger and a new head; the distillation student
 
 
 def out_channels(stage: nn.Module) -> int:

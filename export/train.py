@@ -24,8 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from edge_audio.datasets import GROUPS_HELP, LAYOUTS, describe_groups, scan
+from edge_audio.datasets import GROUPS_HELP, LAYOUTS, DatasetIndex, describe_groups, scan
 from edge_audio.errors import ConfigError, DatasetError
+from edge_audio.frontend import FrontendConfig
 from edge_audio.metrics import classification_report
 
 from . import checks
@@ -92,7 +93,7 @@ def run_fold(
         f"{len(split.train)} train clips ({n_synth} synthetic), {len(split.validation)} "
         f"validation, {len(split.test)} test"
     )
-    plan = window_plan(preset, cache)
+    plan = window_plan(cache.config, preset.window_s, preset.hop_s, preset.mode)
     first = fit(combined, split, plan, settings, material.bank, log, fold.name, world)
     model, interrupted = first.model, first.interrupted
     validation_metrics = evaluate_clips(model, combined, split.validation, plan)
@@ -154,17 +155,18 @@ def run_fold(
     )
 
 
-def window_plan(preset: Preset, cache: FeatureCache) -> WindowPlan:
-    cfg = cache.config
-    frames = cfg.n_frames(round(preset.window_s * cfg.sample_rate))
-    hop = max(1, round(preset.hop_s * cfg.sample_rate / cfg.hop_length))
-    return WindowPlan.for_frontend(frames, preset.mode, hop, cfg)
+def window_plan(frontend: FrontendConfig, window_s: float, hop_s: float, mode: str) -> WindowPlan:
+    frames = frontend.n_frames(round(window_s * frontend.sample_rate))
+    hop = max(1, round(hop_s * frontend.sample_rate / frontend.hop_length))
+    return WindowPlan.for_frontend(frames, mode, hop, frontend)
 
 
-def prepare(args: argparse.Namespace, preset: Preset, log: Log) -> tuple[Any, Material]:
-    """Scan, features, synthetic speakers, noise: everything before the first fold."""
+def load_dataset(
+    args: argparse.Namespace, frontend: FrontendConfig, log: Log
+) -> tuple[DatasetIndex, FeatureCache, ClipSet]:
+    """Scan --data, compute (or read cached) features, apply --limit, and say so."""
     index = scan(args.data, args.layout, folds=args.folds, groups=args.groups)
-    cache = FeatureCache(preset.frontend, args.cache)
+    cache = FeatureCache(frontend, args.cache)
     clips = load_clips(index, cache, progress=not args.quiet)
     if args.limit:
         clips = limit_per_class_and_group(clips, args.limit, args.seed)
@@ -174,6 +176,12 @@ def prepare(args: argparse.Namespace, preset: Preset, log: Log) -> tuple[Any, Ma
     )
     for s in clips.skipped:
         log(f"  skipped {s.path}: {s.reason}")
+    return index, cache, clips
+
+
+def prepare(args: argparse.Namespace, preset: Preset, log: Log) -> tuple[Any, Material]:
+    """Scan, features, synthetic speakers, noise: everything before the first fold."""
+    index, cache, clips = load_dataset(args, preset.frontend, log)
     synth, voice_names = synthetic_speakers(
         clips, args.layout, preset.synth_speakers, cache, args.seed, log
     )
@@ -244,7 +252,7 @@ def train_command(args: argparse.Namespace) -> int:
     )
     from .zoo import ModelSpec, build_model, profile
 
-    plan = window_plan(preset, material.cache)
+    plan = window_plan(material.cache.config, preset.window_s, preset.hop_s, preset.mode)
     labels = sorted({*clips.labels, BACKGROUND}) if material.background else clips.labels
     spec = ModelSpec(
         settings.model, settings.size, len(labels), (plan.frames, preset.frontend.n_mels)

@@ -30,12 +30,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from edge_audio.datasets import describe_groups, scan
+from edge_audio.datasets import describe_groups
 from edge_audio.errors import ConfigError, DatasetError
 from edge_audio.metrics import classification_report
 
 from . import checks
-from .data import ClipSet, FeatureCache, Split, WindowPlan, group_split, load_clips, mean_per_clip
+from .data import ClipSet, FeatureCache, Split, WindowPlan, group_split, mean_per_clip
+from .efficientat import SIZES as BACKBONE_SIZES
 from .efficientat import TINY_STAGES
 from .finetune import (
     BODY_LR,
@@ -48,7 +49,7 @@ from .finetune import (
     planned_epochs,
 )
 from .fit import Log
-from .folds import Fold, limit_per_class_and_group, plan_folds
+from .folds import Fold, plan_folds
 from .presets import Preset
 from .pretrained import Located, load_network, locate
 from .run_config import ModelRecord, RunConfig, RunWindow
@@ -116,11 +117,13 @@ class NetworkCache:
         plan: WindowPlan,
         compute: Callable[[np.ndarray], np.ndarray],
         kind: str = "embeddings",
+        variant: str = "",
         dtype: Any = np.float32,
     ) -> None:
-        tag = f"{located.spec.sha256}|{plan}" + ("" if kind == "embeddings" else f"|{kind}")
-        prefix = "activations" if kind.startswith("stages") else kind.split("-")[0]
-        self.dir = cache.dir / f"{prefix}-{hashlib.sha256(tag.encode()).hexdigest()[:16]}"
+        """`kind` names the folder and the progress bar; `variant` tells apart
+        outputs of one kind (the cut, the teacher's checkpoint)."""
+        tag = f"{located.spec.sha256}|{plan}" + (f"|{variant}" if variant else "")
+        self.dir = cache.dir / f"{kind}-{hashlib.sha256(tag.encode()).hexdigest()[:16]}"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.plan = plan
         self.compute = compute
@@ -289,7 +292,9 @@ class Teachers:
             with torch.inference_mode():
                 return model(torch.from_numpy(np.ascontiguousarray(windows[:, None]))).numpy()
 
-        cache = NetworkCache(self.cache, self.located, self.plan, compute, f"teacher-{digest}")
+        cache = NetworkCache(
+            self.cache, self.located, self.plan, compute, "teacher", f"teacher-{digest}"
+        )
         return cache.outputs(self.clips, self.progress)
 
 
@@ -348,23 +353,13 @@ def train_on_backbone(args: argparse.Namespace, preset: Preset, log: Log) -> int
     frontend = spec.frontend
     window_s, hop_s = BACKBONE_WINDOWS.get(args.layout, (preset.window_s, preset.hop_s))
     window_s, hop_s = args.window or window_s, args.hop or hop_s
-    frames = frontend.n_frames(round(window_s * frontend.sample_rate))
-    hop = max(1, round(hop_s * frontend.sample_rate / frontend.hop_length))
-    plan = WindowPlan.for_frontend(frames, preset.mode, hop, frontend)
+    from .train import dataset_record, load_dataset, window_plan
 
-    index = scan(args.data, args.layout, folds=args.folds, groups=args.groups)
-    cache = FeatureCache(frontend, args.cache)
-    clips = load_clips(index, cache, progress=not args.quiet)
-    if args.limit:
-        clips = limit_per_class_and_group(clips, args.limit, args.seed)
-    log(
-        f"{index.root} ({args.layout}): {len(clips.clips)} clips, {len(clips.labels)} classes, "
-        f"{len(clips.groups)} groups; {len(clips.skipped)} skipped; windows of {window_s} s"
-    )
-    from .train import dataset_record
+    plan = window_plan(frontend, window_s, hop_s, preset.mode)
+    index, cache, clips = load_dataset(args, frontend, log)
 
     size = args.size or "head"
-    if size not in ("head", "tiny"):
+    if size not in BACKBONE_SIZES:
         raise ConfigError(
             f"--size {size}: with --backbone, 'head' (the whole network and a new head) or "
             "'tiny' (its first stages, a new layer and head: a student for --teacher)"
@@ -388,9 +383,14 @@ def train_on_backbone(args: argparse.Namespace, preset: Preset, log: Log) -> int
     embeddings: list[np.ndarray] = []
     activations = None
     if stages:
-        below = f"stages<{cut}"
         activations = NetworkCache(
-            cache, located, plan, lambda w: lower_activations(network, cut, w), below, np.float16
+            cache,
+            located,
+            plan,
+            lambda w: lower_activations(network, cut, w),
+            "activations",
+            f"stages<{cut}",
+            np.float16,
         ).outputs(clips, not args.quiet)
     else:
         embeddings = NetworkCache(cache, located, plan, embed_windows(network)).outputs(
@@ -398,7 +398,7 @@ def train_on_backbone(args: argparse.Namespace, preset: Preset, log: Log) -> int
         )
     log(
         f"{'frozen activations' if stages else 'embeddings'} of "
-        f"{sum(len(e) for e in activations or embeddings)} windows in "
+        f"{sum(len(e) for e in activations or embeddings)} windows ({window_s} s) in "
         f"{time.time() - started:.0f} s"
     )
 

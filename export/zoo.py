@@ -211,9 +211,10 @@ def build_model(spec: ModelSpec) -> nn.Module:
     from .pretrained import BACKBONES
 
     if spec.name in BACKBONES:  # weights come from the run's checkpoint
+        from .efficientat import SIZES as BACKBONE_SIZES
         from .efficientat import TINY_STAGES, BackboneClassifier, MobileNetV3Audio
 
-        if spec.size not in ("head", "tiny"):
+        if spec.size not in BACKBONE_SIZES:
             raise ConfigError(f"{spec.name} comes as 'head' (the whole network) or 'tiny'")
         stages = TINY_STAGES if spec.size == "tiny" else None
         backbone = MobileNetV3Audio(BACKBONES[spec.name].width)
