@@ -270,13 +270,42 @@ def test_bad_student_and_teacher_options_are_clear_errors(mn04_dir, tmp_path, ca
     assert "labels differ" in capsys.readouterr().err
 
 
-def test_backbone_options_need_each_other(tmp_path):
+def test_each_fold_learns_from_the_teacher_of_its_own_fold(mn04_dir, tmp_path, capsys):
+    from export.cli import main as export_main
+
+    data = make_sounds(tmp_path / "s", per_class=3)
+    args = ["train", "--data", str(data), "--layout", "folder", "--window", "2.0"]
+    args += ["--cache", str(tmp_path / "c"), "--backbone", str(mn04_dir), "--epochs", "1"]
+    args += ["--groups", "{label}/{group}_*.wav"]
+    teachers, single = tmp_path / "teachers", tmp_path / "single"
+    assert export_main([*args, "--fine-tune", "1", "--cv", "--out", str(teachers)]) == 0
+    one = ["--fine-tune", "1", "--holdout-group", "rec0", "--out", str(single)]
+    assert export_main([*args, *one]) == 0
+    assert sorted(p.name for p in teachers.glob("fold-*")) == [f"fold-rec{i}" for i in range(3)]
+    capsys.readouterr()
+
+    student = [*args, "--size", "tiny", "--out", str(tmp_path / "student")]
+    assert export_main([*student, "--cv", "--teacher", str(teachers)]) == 0
+    assert "warning: teacher" not in capsys.readouterr().out
+    # One teacher for every fold: it heard rec1 and rec2, so those folds are optimistic.
+    assert export_main([*student, "--cv", "--teacher", str(single)]) == 0
+    out = capsys.readouterr().out
+    assert f"warning: teacher {single} trained on rec1" in out
+    assert f"warning: teacher {single} trained on rec2" in out
+    assert "trained on rec0" not in out
+
+
+def test_backbone_options_need_each_other(tmp_path, capsys):
     from export.cli import main as export_main
 
     data = make_sounds(tmp_path / "s", per_class=3)
     args = ["train", "--data", str(data), "--layout", "folder", "--out", str(tmp_path / "r")]
-    assert export_main([*args, "--head-l2", "0.1", "--quiet"]) == 2
-    assert export_main([*args, "--fine-tune", "3", "--quiet"]) == 2
-    assert export_main([*args, "--body-lr", "1e-4", "--quiet"]) == 2
-    assert export_main([*args, "--teacher", str(tmp_path), "--quiet"]) == 2
+    for flag, value in (
+        ("--head-l2", "0.1"),
+        ("--fine-tune", "3"),
+        ("--body-lr", "1e-4"),
+        ("--teacher", str(tmp_path)),
+    ):
+        assert export_main([*args, flag, value, "--quiet"]) == 2
+        assert f"{flag} is for a pretrained network: add --backbone" in capsys.readouterr().err
     assert export_main([*args, "--backbone", str(tmp_path / "nowhere"), "--quiet"]) == 2
