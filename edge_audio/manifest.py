@@ -275,6 +275,9 @@ class TrainingRecord:
     final_fit: bool = False
     cross_validation: Mapping[str, Any] | None = None
     files_digest: TrainingDigest | None = None
+    # `train --negatives`: the folders, the seed of the split by recording, and the
+    # hours in each part (export/negatives.py); `calibrate` reads its part back.
+    negatives: Mapping[str, Any] | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrainingRecord:
@@ -298,6 +301,7 @@ class TrainingRecord:
             bool(data.get("final_fit", False)),
             data.get("cross_validation"),
             digest,
+            data.get("negatives"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -314,6 +318,7 @@ class TrainingRecord:
             "final_fit": self.final_fit,
             "cross_validation": self.cross_validation,
             "files_digest": None if self.files_digest is None else self.files_digest.to_dict(),
+            "negatives": None if self.negatives is None else dict(self.negatives),
         }
 
 

@@ -2,7 +2,8 @@
 
 Everything works on features, so the cached features are reused every epoch.
 Noise is added in the power domain (the expected power of signal + noise), gain
-is a dB offset, and speed and vocal-tract-length perturbation are resamplings of
+is a dB offset, reverberation convolves band power with a room's kernel
+(export/room.py), and speed and vocal-tract-length perturbation are resamplings of
 the time and mel axes. Every step is switchable and draws from one seeded rng.
 """
 
@@ -13,6 +14,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from edge_audio.windows import FLOOR_DB
+
+from .room import reverberate_features
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,10 @@ class AugmentConfig:
     freq_masks: int = 2
     freq_mask_bands: int = 5
     mixup: float = 0.0  # Beta(alpha, alpha); 0 turns mixup off
+    # Reverberation: the chance a window is heard in one of the run's rooms
+    # (export/room.py), and their reverberation times in seconds.
+    reverb_prob: float = 0.5
+    rt60: tuple[float, float] = (0.15, 0.9)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -48,6 +55,7 @@ class AugmentConfig:
             time_masks=0,
             freq_masks=0,
             mixup=0.0,
+            reverb_prob=0.0,
         )
 
 
@@ -94,8 +102,10 @@ def augment_batch(
     config: AugmentConfig,
     rng: np.random.Generator,
     noise_bank: list[np.ndarray] | None = None,
+    rooms: list[np.ndarray] | None = None,
 ) -> np.ndarray:
-    """Augment a batch of windows in place-safe fashion; returns a new array."""
+    """Augment a batch of windows in place-safe fashion; returns a new array.
+    `rooms` are mel kernels (export/room.py): without them there is no reverberation."""
     out = batch.copy()
     frames, mels = out.shape[1:]
     for i in range(out.shape[0]):
@@ -104,6 +114,8 @@ def augment_batch(
             x = _resample_axis(x, rng.uniform(1 - config.speed, 1 + config.speed), 0)
         if config.vtlp:
             x = _resample_axis(x, rng.uniform(1 - config.vtlp, 1 + config.vtlp), 1)
+        if rooms and config.reverb_prob and rng.random() < config.reverb_prob:
+            x = reverberate_features(x, rooms[int(rng.integers(len(rooms)))], FLOOR_DB)
         if config.eq_db or config.lowpass_prob:
             x = np.maximum(x + channel_curve(mels, config, rng)[None, :], FLOOR_DB)
         if config.gain_db:

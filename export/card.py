@@ -133,6 +133,7 @@ def write_manifest(
             final_fit=not test_groups,
             cross_validation=cv_estimate(run),
             files_digest=digest,
+            negatives=dict(config.negatives) if config.negatives else None,
         ),
         calibration_windows=calibration,
         verification=Verification(test_groups, FP32_AGREEMENT, INT8_MAX_DROP, tuple(overridden)),
@@ -264,3 +265,18 @@ Trained on data under {licence.data}. Attribution:
 {licence.attribution}.
 """
     (out / "card.md").write_text(text)
+
+
+def replace_card_section(bundle_dir: Path, heading: str, section: str) -> None:
+    """Put `section` (which starts with `heading`) into the bundle's card, in place
+    of an earlier one, before the Limits section; no card, nothing to do."""
+    card = Path(bundle_dir) / "card.md"
+    if not card.exists():
+        return
+    text = card.read_text()
+    if heading in text:
+        before, _, after = text.partition(heading)
+        rest = after.split("\n## ", 1)
+        text = before + (f"## {rest[1]}" if len(rest) > 1 else "")
+    head, sep, tail = text.partition("## Limits")
+    card.write_text(head + section + "\n" + sep + tail if sep else text + section)

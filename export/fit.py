@@ -156,6 +156,7 @@ def fit(
     log: Log,
     title: str,
     world: World | None = None,
+    rooms: list[np.ndarray] | None = None,
 ) -> FitResult:
     """Train for a schedule sized in steps, keeping the epoch with the best
     validation clip accuracy (the figure users are given); early stopping never
@@ -242,7 +243,7 @@ def fit(
                     continue  # every process must take part in every step
                 rows = world.shard(rows)
                 batch = make_batch(clips, rows, plan, rng, shift)
-                batch = augment_batch(batch, settings.augment, rng, bank)
+                batch = augment_batch(batch, settings.augment, rng, bank, rooms)
                 targets = labels[rows[:, 0]]
                 soft = np.eye(n_classes, dtype=np.float32)[targets]
                 if settings.mixup > 0:

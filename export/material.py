@@ -3,7 +3,7 @@ from noise and non-target speech, and synthetic espeak-ng speakers."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -16,6 +16,7 @@ from .data import (
     background_clips,
 )
 from .fit import Log, _progress
+from .negatives import Negatives
 from .presets import Preset
 
 
@@ -127,6 +128,29 @@ def add_background(
     )
 
 
+def add_negatives(clips: ClipSet, split: Split, negatives: Negatives) -> tuple[ClipSet, Split]:
+    """The negatives' train part joins the training side, their validation part
+    the validation side (when the fold has one); the calibration part joins
+    neither. Every fold gets the same negatives: they hold no class, so they
+    cannot leak a test group."""
+    all_clips = list(clips.clips)
+    sides = {"train": list(split.train), "validation": list(split.validation)}
+    for side, members in sides.items():
+        if side == "validation" and not split.test_groups:
+            continue  # the final fit validates nothing
+        extra = negatives.parts[side].clips
+        members.extend(range(len(all_clips), len(all_clips) + len(extra)))
+        all_clips.extend(extra)
+    out = ClipSet(all_clips, clips.labels, clips.skipped)
+    return out, replace(split, train=sides["train"], validation=sides["validation"])
+
+
+def is_validation_negative(clip: Clip) -> bool:
+    """A refit merges validation into training, but never the negatives' validation
+    part: it stays unheard so that reports on it are honest."""
+    return clip.group.endswith("negatives-validation")
+
+
 @dataclass
 class Material:
     """Everything a fold trains on, prepared once per run."""
@@ -139,3 +163,5 @@ class Material:
     bank: list[np.ndarray]
     speech: list[np.ndarray]
     groups_declared: bool
+    negatives: Negatives | None = None
+    rooms: list[np.ndarray] | None = None  # mel kernels for reverberation (export/room.py)

@@ -7,7 +7,8 @@ field. Schema versions:
 1. the fields below; runs written before the field existed carry no
    `schema_version` and read as 1.
 
-The descriptive sections (`augmentation`, `training`, `distributed`, `schedule`)
+The descriptive sections (`augmentation`, `training`, `distributed`, `schedule`,
+`negatives`)
 are recorded for people and reproduction, never read back to decide anything,
 so they stay mappings.
 """
@@ -179,6 +180,7 @@ class RunConfig:
     augmentation: Mapping[str, Any] = field(default_factory=dict)
     training: Mapping[str, Any] = field(default_factory=dict)
     distributed: Mapping[str, Any] = field(default_factory=dict)
+    negatives: Mapping[str, Any] = field(default_factory=dict)  # export/negatives.py summary
     command: str | None = None
     # Set when the run is written: the fold it trained, and how it went.
     split: SplitRecord | None = None
@@ -238,6 +240,7 @@ class RunConfig:
             augmentation=dict(data.get("augmentation") or {}),
             training=dict(data.get("training") or {}),
             distributed=dict(data.get("distributed") or {}),
+            negatives=dict(data.get("negatives") or {}),
             command=data.get("command"),
             split=(
                 SplitRecord(
@@ -266,6 +269,7 @@ class RunConfig:
             "augmentation": dict(self.augmentation),
             "training": dict(self.training),
             "distributed": dict(self.distributed),
+            "negatives": dict(self.negatives),
             "command": self.command,
         }
         if self.split is not None:

@@ -46,8 +46,18 @@ from .distributed import World
 from .finetune import BODY_LR
 from .fit import Log, TrainSettings, evaluate_clips, fit, require_torch, window_probabilities
 from .folds import Fold, limit_per_class_and_group, plan_folds
-from .material import Material, add_background, non_target_speech, synthetic_speakers, words_for
+from .material import (
+    Material,
+    add_background,
+    add_negatives,
+    is_validation_negative,
+    non_target_speech,
+    synthetic_speakers,
+    words_for,
+)
+from .negatives import Negatives, load_negatives
 from .presets import PRESETS, Preset
+from .room import RoomConfig, kernel_bank, room_method
 
 # --- folds ----------------------------------------------------------------------
 from .run_config import DatasetRecord, ModelRecord, RunConfig, RunWindow
@@ -82,6 +92,8 @@ def run_fold(
         combined, split = add_background(
             combined, split, cache, settings.seed, preset.window_s, material.speech
         )
+    if material.negatives:
+        combined, split = add_negatives(combined, split, material.negatives)
     needed = ("train", "validation", "test") if fold.test_groups else ("train",)
     for side in needed:
         if not getattr(split, side):
@@ -94,14 +106,17 @@ def run_fold(
         f"validation, {len(split.test)} test"
     )
     plan = window_plan(cache.config, preset.window_s, preset.hop_s, preset.mode)
-    first = fit(combined, split, plan, settings, material.bank, log, fold.name, world)
+    first = fit(
+        combined, split, plan, settings, material.bank, log, fold.name, world, material.rooms
+    )
     model, interrupted = first.model, first.interrupted
     validation_metrics = evaluate_clips(model, combined, split.validation, plan)
     if settings.refit and split.validation and not interrupted and first.best_epoch > 0:
         # Early stopping chose the epoch count; now train on train + validation for
         # that long, so the final model has heard every group but the test one.
         log(f"fold {fold.name}: refitting on train + validation for {first.best_epoch} epochs")
-        merged = replace(split, train=split.train + split.validation, validation=[])
+        heard = [i for i in split.validation if not is_validation_negative(combined.clips[i])]
+        merged = replace(split, train=split.train + heard, validation=[])
         again = fit(
             combined,
             merged,
@@ -111,6 +126,7 @@ def run_fold(
             log,
             f"{fold.name} refit",
             world,
+            material.rooms,
         )
         model, interrupted = again.model, again.interrupted
     real_test = [i for i in split.test if combined.clips[i].label != BACKGROUND]
@@ -188,15 +204,54 @@ def prepare(args: argparse.Namespace, preset: Preset, log: Log) -> tuple[Any, Ma
     background = preset.background and words_for(clips.labels, args.layout) is not None
     if args.background is not None:
         background = args.background
+    if args.negatives and args.background is False:
+        raise ConfigError(
+            "--negatives are the background class: they cannot go with --no-background"
+        )
+    background = background or bool(args.negatives)
     noise_files = sorted(Path(args.noise).rglob("*.wav")) if args.noise else []
     bank = noise_bank(cache, np.random.default_rng(args.seed), 64, 4.0, noise_files)
+    plan = window_plan(cache.config, preset.window_s, preset.hop_s, preset.mode)
+    negatives = None
+    if args.negatives:
+        negatives = load_negatives(
+            args.negatives, cache, plan, args.seed, args.negatives_per_file, not args.quiet
+        )
+        log(negatives.describe())
+        for s in negatives.skipped:
+            log(f"  skipped {s.path}: {s.reason}")
+        bank += ambience(negatives, args.seed)
     speech = (
         non_target_speech(clips.labels, args.layout, cache, 240, args.seed) if background else []
     )
+    rooms = None
+    if preset.augment.reverb_prob > 0:
+        rooms = kernel_bank(cache.config, RoomConfig(preset.augment.rt60), 48, args.seed)
+        log(f"rooms: 48 impulse responses, RT60 {preset.augment.rt60[0]:g}-"
+            f"{preset.augment.rt60[1]:g} s ({room_method()})")  # fmt: skip
     material = Material(
-        clips, synth, preset, background, cache, bank, speech, index.groups_declared
+        clips,
+        synth,
+        preset,
+        background,
+        cache,
+        bank,
+        speech,
+        index.groups_declared,
+        negatives,
+        rooms,
     )
     return (index, voice_names), material
+
+
+def ambience(negatives: Negatives, seed: int, count: int = 256) -> list[np.ndarray]:
+    """Real ambience to mix under the targets: windows of the negatives' train part."""
+    pool = negatives.parts["train"].clips
+    rng = np.random.default_rng(seed + 313)
+    if not pool:
+        return []
+    chosen = rng.choice(len(pool), size=min(count, len(pool)), replace=False)
+    return [pool[int(i)].features for i in chosen]
 
 
 def train_command(args: argparse.Namespace) -> int:
@@ -216,8 +271,15 @@ def train_command(args: argparse.Namespace) -> int:
                 "--model picks a CNN trained from scratch; with --backbone the network is the "
                 "pretrained one (--size head, the default, or tiny)"
             )
+        if args.negatives:
+            raise ConfigError(
+                "--negatives trains a detector from scratch; with --backbone it is not "
+                "supported yet (train without --backbone, or leave --negatives out)"
+            )
         return train_on_backbone(args, PRESETS[args.layout], log)
     preset = resolve_preset(args)
+    if args.negatives_per_file < 1:
+        raise ConfigError("--negatives-per-file must be at least 1")
     for given, flag in (
         (args.teacher, "--teacher"),
         (args.head_l2, "--head-l2"),
@@ -276,9 +338,14 @@ def train_command(args: argparse.Namespace) -> int:
         dataset=dataset_record(args, index, clips),
         synthetic_speakers=tuple(voice_names),
         seed=args.seed,
-        augmentation={**settings.augment.to_dict(), "mixup": settings.mixup},
+        augmentation={
+            **settings.augment.to_dict(),
+            "mixup": settings.mixup,
+            "rooms": room_method() if material.rooms else None,
+        },
         training={k: v for k, v in settings.__dict__.items() if k != "augment"},
         distributed={"processes": world.size, "device": world.device},
+        negatives=material.negatives.summary() if material.negatives else {},
         command="python -m export " + " ".join(shlex.quote(a) for a in args.argv),
     )
     results = []
@@ -333,6 +400,13 @@ def dataset_record(args: argparse.Namespace, index: Any, clips: ClipSet) -> Data
     )
 
 
+def checked_range(values: list[float], flag: str, lo: float, hi: float) -> tuple[float, float]:
+    low, high = values
+    if not lo <= low <= high <= hi:
+        raise ConfigError(f"{flag} LOW HIGH must satisfy {lo:g} <= LOW <= HIGH <= {hi:g}")
+    return (low, high)
+
+
 def resolve_preset(args: argparse.Namespace) -> Preset:
     from .presets import MODELS, SIZES
 
@@ -354,6 +428,12 @@ def resolve_preset(args: argparse.Namespace) -> Preset:
         augment = replace(augment, vtlp=args.vtlp)
     if args.speed is not None:
         augment = replace(augment, speed=args.speed)
+    if args.no_reverb:
+        augment = replace(augment, reverb_prob=0.0)
+    if args.rt60 is not None:
+        augment = replace(augment, rt60=checked_range(args.rt60, "--rt60", 0.05, 3.0))
+    if args.snr is not None:
+        augment = replace(augment, snr_db=checked_range(args.snr, "--snr", -10.0, 60.0))
     changes: dict[str, Any] = {"model": model, "size": size, "augment": augment}
     if args.epochs:
         changes["epochs"] = args.epochs
@@ -507,6 +587,44 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         help="vocal-tract-length perturbation: mel-axis warp of up to +-this (0.1)",
     )
     p.add_argument("--speed", type=float, help="time stretch of up to +-this (0.15)")
+    p.add_argument(
+        "--no-reverb",
+        action="store_true",
+        help="no room reverberation (default: half the windows are heard in one of 48 "
+        "simulated rooms)",
+    )
+    p.add_argument(
+        "--rt60",
+        type=float,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        help="reverberation times of the simulated rooms in seconds (default 0.15 0.9)",
+    )
+    p.add_argument(
+        "--snr",
+        type=float,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        help="SNR range in dB of the background mixed under the clips (default 5 30)",
+    )
+    p.add_argument(
+        "--negatives",
+        type=Path,
+        nargs="+",
+        metavar="DIR",
+        help="folders of audio that holds none of the classes (any length, rate or channels; "
+        "walked recursively): the background class, hard negatives, and ambience mixed under "
+        "the clips. Split by recording: 70%% train, 15%% validation, 15%% calibration "
+        "(never trained on: `python -m export calibrate` counts false alarms on it). "
+        "Makes any layout a detector",
+    )
+    p.add_argument(
+        "--negatives-per-file",
+        type=int,
+        default=4,
+        metavar="N",
+        help="at most N windows from each negative file, spread over it (default 4)",
+    )
     p.add_argument("--noise", type=Path, help="folder of noise WAVs for augmentation/background")
     p.add_argument(
         "--synth-speakers",

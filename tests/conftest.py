@@ -29,6 +29,9 @@ FULL_LANE_ONLY = {
     "test_train.py",  # torch
     "test_recipe.py",  # torch
     "test_threshold.py",  # the export toolchain
+    "test_negatives.py",  # the export toolchain
+    "test_room.py",  # the export toolchain (pyroomacoustics)
+    "test_calibrate.py",  # the export toolchain
     "test_bundle.py",  # builds a bundle with torch and litert-torch
     "test_pretrained.py",  # torch and the pretrained weights
     "test_frontend_reference.py",  # librosa

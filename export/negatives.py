@@ -1,0 +1,170 @@
+"""`train --negatives DIR [DIR ...]`: recordings that hold none of the classes.
+
+Any audio files, of any length, rate or channel count, in folders walked
+recursively. Each file is cut into model-length windows that become clips of the
+background class, so a detector learns what the world sounds like when nobody
+says a keyword: kitchens, streets, music, ordinary talk.
+
+Files are split into three parts by a hash of their recording (never by window,
+so no recording sits on two sides):
+
+- train: background clips to learn from, and real ambience to mix under targets;
+- validation: background clips that early stopping scores;
+- calibration: never trained on nor used to pick an epoch; `python -m export
+  calibrate` measures false alarms per hour on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edge_audio.datasets import AUDIO_SUFFIXES, Skipped
+from edge_audio.errors import AudioFileError, ConfigError
+from edge_audio.windows import WindowPlan, is_silent
+
+from .data import BACKGROUND, Clip, FeatureCache
+
+PARTS = ("train", "validation", "calibration")
+# Shares of the recordings in each part. Calibration gets as much as validation:
+# false alarms per hour are only as precise as the hours they are counted on.
+SHARES = (0.7, 0.15, 0.15)
+# ESC-50's names are {fold}-{source}-{take}-{target}: takes of one source recording
+# must stay together, or a part would hear the other half of its own recording.
+_ESC50_NAME = re.compile(r"^\d+-(?P<source>[^-]+)-[A-Z]+-\d+$")
+
+
+def recording_of(path: Path) -> str:
+    """What must not be split across parts: the source recording of an ESC-50
+    clip, the file otherwise (its name, so the split does not depend on where the
+    folder lives)."""
+    match = _ESC50_NAME.match(path.stem)
+    return f"esc50:{match['source']}" if match else f"{path.parent.name}/{path.name}"
+
+
+def part_of(path: Path, seed: int = 0, shares: Sequence[float] = SHARES) -> str:
+    """The part a file belongs to: a stable hash of its recording and the seed."""
+    digest = hashlib.sha256(f"{seed}:{recording_of(path)}".encode()).digest()
+    u = int.from_bytes(digest[:8], "big") / 2**64
+    edges = np.cumsum(shares) / np.sum(shares)
+    return PARTS[int(np.searchsorted(edges, u, side="right"))]
+
+
+def find_audio(folders: Sequence[Path]) -> list[Path]:
+    """Every audio file under the folders (recursively), sorted; a folder that is
+    missing or holds no audio is an error that names it."""
+    found: list[Path] = []
+    for folder in folders:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise ConfigError(f"--negatives {folder}: not a folder")
+        files = sorted(
+            p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES
+        )
+        if not files:
+            raise ConfigError(
+                f"--negatives {folder}: no audio files ({', '.join(AUDIO_SUFFIXES)}) in it "
+                "or below it"
+            )
+        found.extend(files)
+    return found
+
+
+@dataclass
+class NegativePart:
+    clips: list[Clip] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+    seconds: float = 0.0  # of audio in the part's files, whether or not every window is used
+
+    @property
+    def hours(self) -> float:
+        return self.seconds / 3600
+
+
+@dataclass
+class Negatives:
+    parts: dict[str, NegativePart]
+    skipped: list[Skipped]
+    folders: list[str]
+    seed: int
+    windows_per_file: int
+
+    def summary(self) -> dict[str, object]:
+        """For the run config and the card."""
+        return {
+            "folders": self.folders,
+            "seed": self.seed,
+            "shares": dict(zip(PARTS, SHARES, strict=True)),
+            "windows_per_file": self.windows_per_file,
+            "skipped": len(self.skipped),
+            **{
+                part: {
+                    "files": len(p.files),
+                    "hours": round(p.hours, 3),
+                    "windows": len(p.clips),
+                }
+                for part, p in self.parts.items()
+            },
+        }
+
+    def describe(self) -> str:
+        bits = ", ".join(
+            f"{p}: {len(v.files)} files, {v.hours:.2f} h, {len(v.clips)} windows"
+            for p, v in self.parts.items()
+        )
+        return f"negatives {bits}; {len(self.skipped)} skipped"
+
+
+def file_windows(features: np.ndarray, plan: WindowPlan, most: int) -> list[np.ndarray]:
+    """Up to `most` non-overlapping windows of a file that hold sound, spread evenly
+    over it (a long recording gives a sample of its moments, not its first minute)."""
+    starts = list(range(0, max(1, features.shape[0] - plan.frames + 1), plan.frames))
+    windows = np.stack([plan.cut(features, s) for s in starts])
+    sound = np.flatnonzero(~is_silent(windows, plan.silence))
+    if sound.size > most:
+        sound = sound[np.linspace(0, sound.size - 1, most).round().astype(int)]
+    return [windows[i] for i in sound]
+
+
+def load_negatives(
+    folders: Sequence[Path],
+    cache: FeatureCache,
+    plan: WindowPlan,
+    seed: int = 0,
+    windows_per_file: int = 8,
+    progress: bool = True,
+) -> Negatives:
+    """Features of every negative file, cut into windows, split into the parts.
+    Unreadable files are skipped and listed, as the dataset scan does."""
+    files = find_audio(folders)
+    parts = {p: NegativePart() for p in PARTS}
+    skipped: list[Skipped] = []
+    iterator = files
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(files, desc="negatives", unit="file", leave=False, disable=None)
+    hop_s = cache.config.hop_length / cache.config.sample_rate
+    for path in iterator:
+        try:
+            features = cache.features(path)
+        except AudioFileError as exc:
+            skipped.append(Skipped(path, exc.reason))
+            continue
+        if features.shape[0] == 0:
+            skipped.append(Skipped(path, "shorter than one analysis window"))
+            continue
+        part = parts[part_of(path, seed)]
+        part.files.append(path)
+        part.seconds += features.shape[0] * hop_s
+        for k, window in enumerate(file_windows(features, plan, windows_per_file)):
+            group = f"{BACKGROUND}negatives-{part_of(path, seed)}"
+            part.clips.append(Clip(window, BACKGROUND, group, f"{path}#{k}"))
+    if not any(p.files for p in parts.values()):
+        raise ConfigError("--negatives: none of the files could be read (see the skipped list)")
+    return Negatives(parts, skipped, [str(f) for f in folders], seed, windows_per_file)
