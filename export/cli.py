@@ -8,7 +8,6 @@ without the train extra. Errors and exit codes: edge_audio/commands/runner.py.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 
 from edge_audio.commands.runner import add_commands, run_cli
@@ -17,8 +16,9 @@ COMMANDS = {
     "train": "export.train",
     "quantize": "export.quantize",
     "threshold": "export.threshold",
+    "calibrate": "export.calibrate",
+    "robustness": "export.robustness",
 }
-RENAMED = {"calibrate": "threshold"}  # the old name still works, with a note
 
 
 def build_parser(prog: str = "python -m export") -> argparse.ArgumentParser:
@@ -35,10 +35,6 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m export") -> i
     usage lines and error prefixes name the command that was typed."""
 
     def parse(arguments: list[str]) -> argparse.Namespace:
-        if arguments[:1] and arguments[0] in RENAMED:
-            new = RENAMED[arguments[0]]
-            print(f"{prog}: note: '{arguments[0]}' is now '{new}'", file=sys.stderr)
-            arguments = [new, *arguments[1:]]
         return build_parser(prog).parse_args(arguments)
 
     return run_cli(prog, parse, argv)

@@ -32,6 +32,7 @@ from edge_audio.shipped import resolve_model
 from edge_audio.source import CHUNK_FRAMES
 from edge_audio.stream import StreamConfig, StreamEngine
 
+from .card import replace_card_section
 from .data import coloured_noise
 
 THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.20, 0.901, 0.05))
@@ -185,23 +186,16 @@ def card_section(stream: dict[str, Any]) -> str:
     )
 
 
-def write_stream_settings(bundle_dir: Path, stream: dict[str, Any]) -> None:
+def write_stream_settings(
+    bundle_dir: Path, stream: dict[str, Any], section: str | None = None
+) -> None:
     """Into the manifest (not hashed: the artefacts are, so the bundle stays valid)
-    and into the model card, replacing an earlier choice's section."""
+    and into the model card (`section`, by default this module's), replacing an
+    earlier choice's section."""
+    section = section or card_section(stream)
     manifest = read_manifest(bundle_dir)
     write_manifest(bundle_dir, manifest.with_stream(StreamSettings.from_dict(stream)))
-    card = Path(bundle_dir) / "card.md"
-    if card.exists():
-        text = card.read_text()
-        if CARD_SECTION in text:
-            before, _, after = text.partition(CARD_SECTION)
-            rest = after.split("\n## ", 1)
-            text = before + (f"## {rest[1]}" if len(rest) > 1 else "")
-        head, sep, tail = text.partition("## Limits")
-        text = (
-            head + card_section(stream) + "\n" + sep + tail if sep else text + card_section(stream)
-        )
-        card.write_text(text)
+    replace_card_section(bundle_dir, CARD_SECTION, section)
 
 
 def run(args: argparse.Namespace) -> int:

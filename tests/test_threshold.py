@@ -103,16 +103,3 @@ def test_calibrate_on_held_out_fsdd_writes_manifest_and_card(tmp_path):
     assert card.count("## Streaming threshold") == 1 and card.index("## Streaming") < card.index(
         "## Limits"
     )
-    # The shipped bundle carries the same calibration (same data, same seed).
-    assert load_bundle(FSDD_BUNDLE).manifest.stream.threshold == stream["threshold"]
-
-
-def test_the_old_command_name_still_works_and_says_the_new_one(capsys):
-    from export.cli import main as export_main
-
-    with pytest.raises(SystemExit) as done:
-        export_main(["calibrate", "--help"])
-    assert done.value.code == 0
-    captured = capsys.readouterr()
-    assert "note: 'calibrate' is now 'threshold'" in captured.err
-    assert "python -m export threshold" in captured.out
