@@ -260,6 +260,19 @@ def test_demo_detections_match_the_truth_with_the_bundles_own_threshold(capsys):
     assert summary["score"]["f1"] >= 0.9, summary["score"]
 
 
+def test_listen_says_when_a_model_cannot_say_nothing_is_there(capsys):
+    """A classifier labels silence too: listen says so, and how to make a detector;
+    a detector gets no such note. The note goes to stderr, so --json stays clean."""
+    classifier = shipped_models()["music-speech"]
+    assert main(["listen", "--simulate", str(DEMO), "--model", str(classifier), "--json",
+                 "--duration", "3"]) == 0  # fmt: skip
+    captured = capsys.readouterr()
+    assert "no background class" in captured.err and "--negatives" in captured.err
+    [json.loads(line) for line in captured.out.splitlines()]  # only JSON on stdout
+    assert main(["listen", "--simulate", str(DEMO), "--json", "--duration", "3"]) == 0
+    assert "no background class" not in capsys.readouterr().err
+
+
 def test_listen_human_output_and_summary(capsys):
     assert main(["listen", "--simulate", str(DEMO), "--truth", str(TRUTH)]) == 0
     out = capsys.readouterr().out

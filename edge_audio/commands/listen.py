@@ -56,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
     source, bundle = listener.source, listener.bundle
     if truth is not None:
         check_truth_labels(truth, bundle.labels, bundle.name)
+    if bundle.task != "detection":
+        print(classifier_note(bundle.name), file=sys.stderr, flush=True)
     if not args.json:
         print(
             f"{bundle.name}: {listener.backend.describe()}, {bundle.task}; {source.describe()}",
@@ -84,6 +86,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"edge-audio: error: {summary['ended_by']}", file=sys.stderr)
         return 3
     return 130 if summary["ended_by"] == "interrupt" else 0
+
+
+def classifier_note(name: str) -> str:
+    """What a user hears when a model cannot say "nothing here"."""
+    return (
+        f"note: {name} has no background class, so it labels every moment with one of its "
+        "classes, silence and unrelated sounds included. To make a detector that stays quiet "
+        "until its sounds occur, train it with recordings that hold none of them: "
+        "`edge-audio record --minutes 10 --out room/` in the room, then "
+        "`python -m export train ... --negatives room/`"
+    )
 
 
 def _print_summary(summary: dict[str, Any], task: str, truth: Path | None) -> None:
