@@ -303,6 +303,11 @@ def card_section(stream: dict[str, Any]) -> str:
     chosen = cal["chosen"]
     verdict = (
         f"It meets the target of at most {cal['max_false_alarms_per_hour']:g} false alarms per hour"
+        + (
+            ", but only by missing most words"
+            if chosen["false_reject_rate"] > MAX_FALSE_REJECTS_WHEN_MISSED
+            else ""
+        )
         if cal["target_met"]
         else f"No setting met the target of {cal['max_false_alarms_per_hour']:g} false alarms "
         "per hour; this is the one with the fewest that still catches half of the words"
@@ -347,6 +352,12 @@ def run(args: argparse.Namespace) -> int:
         f"{cal['seconds'] / 60:.1f} min), {cal['negative_hours']:.2f} h of negatives "
         f"({cal['negatives']}), {cal['artefact']}"
     )
+    if cal["target_met"] and chosen["false_reject_rate"] > MAX_FALSE_REJECTS_WHEN_MISSED:
+        print(
+            f"warning: the target is met only by missing {100 * chosen['false_reject_rate']:.0f}% "
+            "of the words: the model cannot tell them from the negatives. Train longer or with "
+            "more negatives, or allow more false alarms (--max-false-alarms-per-hour)"
+        )
     if not cal["target_met"]:
         print(
             f"warning: no setting reaches {args.max_false_alarms_per_hour:g} false alarms per "

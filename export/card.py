@@ -72,6 +72,15 @@ def write_manifest(
         licence_key,
         ("the licence of the training data", f"trained on {Path(dataset.root).name}"),
     )
+    for folder in (run.config.negatives or {}).get("folders", []):
+        # Negatives are training data too: their licences bind the model as well.
+        extra = LICENCES.get(Path(folder).name)
+        if extra is None:
+            licence += f" + the licence of {Path(folder).name}"
+            attribution += f"; negatives from {Path(folder).name}"
+        elif extra[0] not in licence:
+            licence += f" + {extra[0]}"
+            attribution += f"; negatives: {extra[1]}"
     backbone = run.config.model.backbone
     if backbone:  # the weights it started from have their own licence and authors
         attribution += (

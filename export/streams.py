@@ -126,4 +126,3 @@ def load_negative_audio(
     if pending:
         streams.append(np.concatenate(pending))
     return streams, bad
-

@@ -98,6 +98,8 @@ def test_the_det_plot_and_the_card_table_are_written(tmp_path):
     assert "threshold 0.60" in section and "| 0.60 | 6.0% | 1 | 1.0 | 0.900 |" in section
     assert "meets the target" in section
     assert "No setting met" in card_section(constructed_result(points, met=False))
+    deaf = curve([5, 0], [0.3, 0.9])  # meets the target only by missing 90% of the words
+    assert "only by missing most words" in card_section(constructed_result(deaf))
 
 
 def test_ambience_is_mixed_at_the_asked_snr():
