@@ -318,8 +318,7 @@ class TrainingRecord:
             "final_fit": self.final_fit,
             "cross_validation": self.cross_validation,
             "files_digest": None if self.files_digest is None else self.files_digest.to_dict(),
-            "negatives": None if self.negatives is None else dict(self.negatives),
-        }
+        } | ({"negatives": dict(self.negatives)} if self.negatives else {})
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from edge_audio.backends import load_backend
-from edge_audio.bundle import Bundle, load_bundle
-from edge_audio.datasets import LAYOUTS, describe_groups
+from edge_audio.bundle import Bundle
+from edge_audio.datasets import describe_groups
 from edge_audio.errors import ConfigError
 from edge_audio.scoring import score_events
 from edge_audio.shipped import resolve_model
@@ -35,11 +35,18 @@ from edge_audio.stream import StreamConfig
 
 from .streams import (
     CALIBRATION_CONDITIONS,
+    add_stream_arguments,
     load_negative_audio,
-    negative_files,
     positive_streams,
+    unheard_negatives,
 )
-from .threshold import events_at, held_out_clips, posteriors, write_stream_settings
+from .threshold import (
+    detector_and_groups,
+    events_at,
+    held_out_clips,
+    posteriors,
+    write_stream_settings,
+)
 
 THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.20, 0.951, 0.05))
 SMOOTHINGS = (1, 3, 5)
@@ -137,34 +144,6 @@ def measure(
     return points
 
 
-def negatives_for(bundle: Bundle, given: Sequence[Path] | None) -> tuple[list[Path], str]:
-    """The calibration part of the bundle's own negatives, or the folders given
-    (all of their files when the bundle never trained on them)."""
-    training = bundle.manifest.training
-    record = training.negatives if training else None
-    if given:
-        trained_on = {str(Path(f).resolve()) for f in (record or {}).get("folders", [])}
-        if trained_on & {str(Path(f).resolve()) for f in given}:
-            seed = int((record or {}).get("seed", 0))
-            files = negative_files(given, "calibration", seed)
-            return files, "the calibration part (never trained on) of " + ", ".join(map(str, given))
-        return negative_files(given, None, 0), "every file of " + ", ".join(map(str, given))
-    if not record:
-        raise ConfigError(
-            f"{bundle.name} was trained without --negatives: give --negatives DIR ... "
-            "(recordings with none of its classes) to count false alarms on"
-        )
-    folders = [Path(f) for f in record["folders"]]
-    missing = [f for f in folders if not f.is_dir()]
-    if missing:
-        raise ConfigError(
-            f"the negatives {bundle.name} trained with are not here ({', '.join(map(str, missing))}"
-            "): give --negatives DIR ..."
-        )
-    files = negative_files(folders, "calibration", int(record.get("seed", 0)))
-    return files, "the calibration part (never trained on) of " + ", ".join(map(str, folders))
-
-
 def calibrate(
     bundle_dir: Path,
     data: Path,
@@ -176,16 +155,13 @@ def calibrate(
     progress: bool = True,
     max_clips: int | None = None,
 ) -> dict[str, Any]:
-    bundle = load_bundle(bundle_dir)
-    if bundle.task != "detection":
-        raise ConfigError(f"{bundle.name} is a classification bundle: it has no threshold")
+    bundle, groups = detector_and_groups(bundle_dir, groups)
     if max_fa_per_hour < 0:
         raise ConfigError("--max-false-alarms-per-hour cannot be negative")
     training = bundle.manifest.training
-    groups = groups or (list(training.test_groups) if training else None)
-    if not groups:
-        raise ConfigError("the manifest names no held-out groups; give --groups")
-    files, negatives_source = negatives_for(bundle, negatives)
+    files, negatives_source = unheard_negatives(
+        training.negatives if training else None, negatives, "calibration"
+    )
     if not files:
         raise ConfigError(f"no negative files to calibrate on in {negatives_source}")
     rate = bundle.frontend.sample_rate
@@ -382,18 +358,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         epilog="example: python -m export calibrate models/fsdd-digits --data "
         "../shared/data/fsdd --layout fsdd --max-false-alarms-per-hour 1",
     )
-    p.add_argument("bundle", type=Path, help="bundle folder or shipped model name (updated)")
-    p.add_argument("--data", type=Path, required=True, help="the dataset it was trained on")
-    p.add_argument("--layout", choices=LAYOUTS, required=True)
-    p.add_argument(
-        "--negatives",
-        type=Path,
-        nargs="+",
-        metavar="DIR",
-        help="recordings with none of the classes (default: the calibration part of the "
-        "negatives it trained with; folders it never trained on are used whole)",
-    )
-    p.add_argument("--groups", nargs="+", help="held-out groups (default: the manifest's)")
+    add_stream_arguments(p, "the calibration part of the negatives it trained with")
     p.add_argument(
         "--max-false-alarms-per-hour",
         type=float,

@@ -20,35 +20,25 @@ from typing import Any
 import numpy as np
 
 from edge_audio.backends import load_backend
-from edge_audio.bundle import load_bundle
-from edge_audio.datasets import LAYOUTS, describe_groups
+from edge_audio.datasets import describe_groups
 from edge_audio.errors import ConfigError
 from edge_audio.scoring import precision_recall_f1, score_events
 from edge_audio.shipped import resolve_model
 from edge_audio.stream import StreamConfig
 
 from .card import replace_card_section
-from .streams import Condition, load_negative_audio, negative_files, positive_streams
-from .threshold import events_at, held_out_clips, posteriors
+from .streams import (
+    Condition,
+    add_stream_arguments,
+    load_negative_audio,
+    positive_streams,
+    unheard_negatives,
+)
+from .threshold import detector_and_groups, events_at, held_out_clips, posteriors
 
 RT60S = (0.0, 0.3, 0.6)
 SNRS: tuple[float | None, ...] = (None, 20.0, 10.0, 5.0, 0.0)  # None: no ambience
 CARD_SECTION = "## Robustness"
-
-
-def report_negatives(training_negatives: Any, given: Sequence[Path] | None) -> list[Path]:
-    if given:
-        trained = {str(Path(f).resolve()) for f in (training_negatives or {}).get("folders", [])}
-        if trained & {str(Path(f).resolve()) for f in given}:
-            return negative_files(given, "validation", int(training_negatives.get("seed", 0)))
-        return negative_files(given, None, 0)
-    if not training_negatives:
-        raise ConfigError(
-            "the bundle was trained without --negatives: give --negatives DIR ... to count "
-            "false alarms on (recordings with none of its classes)"
-        )
-    folders = [Path(f) for f in training_negatives["folders"]]
-    return negative_files(folders, "validation", int(training_negatives.get("seed", 0)))
 
 
 def robustness(
@@ -62,15 +52,10 @@ def robustness(
     clips_per_room: int = 200,
     seed: int = 0,
 ) -> dict[str, Any]:
-    bundle = load_bundle(bundle_dir)
-    if bundle.task != "detection":
-        raise ConfigError(f"{bundle.name} is a classification bundle: it detects no events")
+    bundle, groups = detector_and_groups(bundle_dir, groups)
     training = bundle.manifest.training
-    groups = groups or (list(training.test_groups) if training else None)
-    if not groups:
-        raise ConfigError("the manifest names no held-out groups; give --groups")
     rate = bundle.frontend.sample_rate
-    files = report_negatives(training.negatives if training else None, negatives)
+    files, _ = unheard_negatives(training.negatives if training else None, negatives, "validation")
     if not files:
         raise ConfigError("no negative recordings to count false alarms on")
     negative_audio, _ = load_negative_audio(files, rate)
@@ -215,18 +200,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         epilog="example: python -m export robustness models/fsdd-digits --data "
         "../shared/data/fsdd --layout fsdd",
     )
-    p.add_argument("bundle", type=Path, help="bundle folder or shipped model name")
-    p.add_argument("--data", type=Path, required=True, help="the dataset it was trained on")
-    p.add_argument("--layout", choices=LAYOUTS, required=True)
-    p.add_argument(
-        "--negatives",
-        type=Path,
-        nargs="+",
-        metavar="DIR",
-        help="recordings with none of the classes (default: the validation part of the "
-        "negatives it trained with)",
-    )
-    p.add_argument("--groups", nargs="+", help="held-out groups (default: the manifest's)")
+    add_stream_arguments(p, "the validation part of the negatives it trained with")
     p.add_argument("--clips", type=int, default=200, help="held-out clips per room (200)")
     p.add_argument(
         "--out",

@@ -6,14 +6,17 @@ them through the device path (threshold.posteriors) and replay the decider.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import argparse
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from edge_audio.audio import load_audio
-from edge_audio.errors import AudioFileError
+from edge_audio.datasets import LAYOUTS
+from edge_audio.errors import AudioFileError, ConfigError
 
 from .negatives import part_of
 from .room import reverberate, room_rir
@@ -126,3 +129,48 @@ def load_negative_audio(
     if pending:
         streams.append(np.concatenate(pending))
     return streams, bad
+
+
+def unheard_negatives(
+    trained: Mapping[str, Any] | None, given: Sequence[Path] | None, part: str
+) -> tuple[list[Path], str]:
+    """Negative recordings a bundle never trained on, and where they came from:
+    `part` of the negatives it trained with (`trained`, the manifest's record),
+    the same part of `given` folders when it trained on them, or every file of
+    `given` folders it never heard."""
+    if given:
+        folders = {str(Path(f).resolve()) for f in (trained or {}).get("folders", [])}
+        if folders & {str(Path(f).resolve()) for f in given}:
+            files = negative_files(given, part, int((trained or {}).get("seed", 0)))
+            return files, f"the {part} part (never trained on) of " + ", ".join(map(str, given))
+        return negative_files(given, None, 0), "every file of " + ", ".join(map(str, given))
+    if not trained:
+        raise ConfigError(
+            "the bundle was trained without --negatives: give --negatives DIR ... "
+            "(recordings with none of its classes) to count false alarms on"
+        )
+    own = [Path(f) for f in trained["folders"]]
+    missing = [f for f in own if not f.is_dir()]
+    if missing:
+        raise ConfigError(
+            f"the negatives it trained with are not here ({', '.join(map(str, missing))}): "
+            "give --negatives DIR ..."
+        )
+    files = negative_files(own, part, int(trained.get("seed", 0)))
+    return files, f"the {part} part (never trained on) of " + ", ".join(map(str, own))
+
+
+def add_stream_arguments(p: argparse.ArgumentParser, negatives_default: str) -> None:
+    """The options every stream measurement takes: the bundle, its data, negatives."""
+    p.add_argument("bundle", type=Path, help="bundle folder or shipped model name")
+    p.add_argument("--data", type=Path, required=True, help="the dataset it was trained on")
+    p.add_argument("--layout", choices=LAYOUTS, required=True)
+    p.add_argument(
+        "--negatives",
+        type=Path,
+        nargs="+",
+        metavar="DIR",
+        help=f"recordings with none of the classes (default: {negatives_default}; folders "
+        "it never trained on are used whole)",
+    )
+    p.add_argument("--groups", nargs="+", help="held-out groups (default: the manifest's)")

@@ -108,6 +108,19 @@ def held_out_clips(
     return [(load_audio(r.path, rate)[0], r.label) for r in records]
 
 
+def detector_and_groups(bundle_dir: Path, groups: list[str] | None) -> tuple[Bundle, list[str]]:
+    """A detection bundle and the groups it never trained on (the manifest's unless
+    given): what every stream measurement starts from."""
+    bundle = load_bundle(bundle_dir)
+    if bundle.task != "detection":
+        raise ConfigError(f"{bundle.name} is a classification bundle: it has no threshold")
+    training = bundle.manifest.training
+    groups = groups or (list(training.test_groups) if training else None)
+    if not groups:
+        raise ConfigError("the manifest names no held-out groups; give --groups")
+    return bundle, groups
+
+
 def choose_threshold(
     bundle_dir: Path,
     data: Path,
@@ -116,13 +129,7 @@ def choose_threshold(
     per_stream: int = 25,
     seed: int = 0,
 ) -> dict[str, Any]:
-    bundle = load_bundle(bundle_dir)
-    if bundle.task != "detection":
-        raise ConfigError(f"{bundle.name} is a classification bundle: it has no threshold")
-    training = bundle.manifest.training
-    groups = groups or (list(training.test_groups) if training else None)
-    if not groups:
-        raise ConfigError("the manifest names no held-out groups; give --groups")
+    bundle, groups = detector_and_groups(bundle_dir, groups)
     clips = held_out_clips(bundle, data, layout, groups)
     rate = bundle.frontend.sample_rate
     streams = make_streams(clips, rate, per_stream, np.random.default_rng(seed))

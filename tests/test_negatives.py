@@ -166,3 +166,11 @@ def test_bad_negatives_and_room_options_are_clear_errors(tmp_path, extra, fragme
     result = run_export(*args, "--quiet", "--cache", str(tmp_path / "cache"))
     assert result.returncode == 2, result.stderr
     assert fragment in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_manifest_keeps_what_negatives_a_model_trained_with():
+    from edge_audio.manifest import TrainingRecord
+
+    record = {"dataset": "fsdd", "layout": "fsdd", "negatives": {"folders": ["n"], "seed": 3}}
+    assert TrainingRecord.from_dict(record).to_dict()["negatives"] == record["negatives"]
+    assert "negatives" not in TrainingRecord.from_dict(record | {"negatives": None}).to_dict()
