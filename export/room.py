@@ -89,6 +89,9 @@ def simulated_rir(rate: int, rt60: float, rng: np.random.Generator) -> np.ndarra
     mic = rng.uniform(0.5, dims - 0.5)
     room.add_source(source.tolist())
     room.add_microphone(mic.tolist())
+    # Ray tracing draws from pyroomacoustics' own package-wide generators: seed them
+    # from ours, or the same seed would give other rooms on every run.
+    pra.random.seed(int(rng.integers(2**63)))
     room.compute_rir()
     rir = np.asarray(room.rir[0][0], dtype=np.float64)
     first = int(np.argmax(np.abs(rir) > 0.1 * np.abs(rir).max()))

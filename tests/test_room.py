@@ -82,8 +82,9 @@ def test_reverberating_features_approximates_reverberating_the_audio(method):
         assert err_approx < 0.7 * err_dry, (rt60, err_approx, err_dry)
 
 
-def test_kernel_banks_are_seeded():
-    config = RoomConfig(rt60=(0.2, 0.5), method="generated")
+@pytest.mark.parametrize("method", METHODS)
+def test_kernel_banks_are_seeded(method):
+    config = RoomConfig(rt60=(0.2, 0.5), method=method)
     a = kernel_bank(FRONTEND, config, 3, seed=0)
     b = kernel_bank(FRONTEND, config, 3, seed=0)
     c = kernel_bank(FRONTEND, config, 3, seed=1)
