@@ -32,12 +32,11 @@ sys.path.insert(0, str(REPO))
 
 from edge_audio.backends import load_backend  # noqa: E402
 from edge_audio.bundle import load_bundle  # noqa: E402
-from edge_audio.scoring import precision_recall_f1, score_events  # noqa: E402
 from edge_audio.shipped import resolve_model  # noqa: E402
 from edge_audio.stream import StreamConfig  # noqa: E402
 from export.negatives import find_audio, part_of  # noqa: E402
 from export.streams import Condition, load_negative_audio, positive_streams  # noqa: E402
-from export.threshold import events_at, held_out_clips, posteriors  # noqa: E402
+from export.threshold import count_events, events_at, held_out_clips, posteriors  # noqa: E402
 
 CAPTURE_RATE = 44100
 
@@ -46,7 +45,7 @@ def unheard(folder: Path, seed: int) -> list[Path]:
     return [f for f in find_audio([folder]) if part_of(f, seed) != "train"]
 
 
-def count_events(bundle: Any, backend: Any, config: StreamConfig, audio: list[np.ndarray]):
+def negative_events(bundle: Any, backend: Any, config: StreamConfig, audio: list[np.ndarray]):
     rate = bundle.frontend.sample_rate
     events = [
         e for a in audio for e in events_at(bundle, posteriors(bundle, backend, a, rate), config)
@@ -85,7 +84,7 @@ def main() -> int:
     }
     for name, files in (("sounds_and_music", sounds), ("talk", talk)):
         audio, _ = load_negative_audio(files, rate)
-        n, hours, labels = count_events(bundle, backend, config, audio)
+        n, hours, labels = negative_events(bundle, backend, config, audio)
         rows[name] = {
             "files": len(files),
             "hours": round(hours, 3),
@@ -98,21 +97,15 @@ def main() -> int:
     groups = list(training.test_groups) if training else ["theo"]
     clips = held_out_clips(bundle, data / "fsdd", "fsdd", groups)
     for condition in (Condition("clean"), Condition("room", rt60=0.4, snr_db=10.0)):
-        hits = found = truths = 0
         rng = np.random.default_rng(1)
+        runs = []
         for stream in positive_streams(clips, rate, condition, bed, seed=3):
             captured = at_capture_rate(stream.audio, rate, rng)
-            record = posteriors(bundle, backend, captured, CAPTURE_RATE)
-            events = events_at(bundle, record, config)
-            score = score_events(events, stream.truth, stream.audio.size / rate)
-            hits, found, truths = (
-                hits + score["matched"],
-                found + len(events),
-                truths + len(stream.truth),
-            )
-        p, r, f1 = precision_recall_f1(hits, found, truths)
+            runs.append((stream, posteriors(bundle, backend, captured, CAPTURE_RATE)))
+        counts = count_events(bundle, config, runs)
+        p, r, f1 = counts.precision_recall_f1()
         rows[f"speaker_{condition.name}"] = {
-            "words": truths,
+            "words": counts.true,
             "precision": round(p, 3),
             "recall": round(r, 3),
             "f1": round(f1, 3),

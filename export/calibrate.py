@@ -29,21 +29,19 @@ from edge_audio.backends import load_backend
 from edge_audio.bundle import Bundle
 from edge_audio.datasets import describe_groups
 from edge_audio.errors import ConfigError
-from edge_audio.scoring import score_events
 from edge_audio.shipped import resolve_model
 from edge_audio.stream import StreamConfig
 
 from .streams import (
     CALIBRATION_CONDITIONS,
     add_stream_arguments,
-    load_negative_audio,
     positive_streams,
-    unheard_negatives,
+    stream_sources,
 )
 from .threshold import (
+    count_events,
     detector_and_groups,
     events_at,
-    held_out_clips,
     posteriors,
     write_stream_settings,
 )
@@ -120,25 +118,18 @@ def measure(
     base: StreamConfig,
     settings: Sequence[Setting],
 ) -> list[Point]:
-    rate = bundle.frontend.sample_rate
     points = []
     for s in settings:
         config = replace(base, threshold=s.threshold, smoothing=s.smoothing, min_count=s.min_count)
-        hits = detected = truths = 0
-        for stream, record in positives:
-            found = events_at(bundle, record, config)
-            score = score_events(found, stream.truth, stream.audio.size / rate)
-            hits, detected, truths = (
-                hits + score["matched"], detected + len(found), truths + len(stream.truth)
-            )  # fmt: skip
+        counts = count_events(bundle, config, positives)
         alarms = sum(len(events_at(bundle, record, config)) for record in negatives)
         points.append(
             Point(
                 s,
-                1 - hits / max(truths, 1),
+                1 - counts.matched / max(counts.true, 1),
                 alarms,
                 alarms / max(negative_hours, 1e-9),
-                hits / detected if detected else 1.0,
+                counts.matched / counts.detected if counts.detected else 1.0,
             )
         )
     return points
@@ -158,26 +149,15 @@ def calibrate(
     bundle, groups = detector_and_groups(bundle_dir, groups)
     if max_fa_per_hour < 0:
         raise ConfigError("--max-false-alarms-per-hour cannot be negative")
-    training = bundle.manifest.training
-    files, negatives_source = unheard_negatives(
-        training.negatives if training else None, negatives, "calibration"
+    sources = stream_sources(
+        bundle, data, layout, groups, negatives, "calibration", max_clips, seed
     )
-    if not files:
-        raise ConfigError(f"no negative files to calibrate on in {negatives_source}")
     rate = bundle.frontend.sample_rate
-    negative_audio, bad = load_negative_audio(files, rate)
-    if not negative_audio:
-        raise ConfigError(f"none of the negative files could be read ({negatives_source})")
-    ambience = np.concatenate(negative_audio)
-    clips = held_out_clips(bundle, data, layout, groups)
-    if max_clips:
-        keep = np.random.default_rng(seed).permutation(len(clips))[:max_clips]
-        clips = [clips[i] for i in sorted(keep)]
     backend = load_backend(bundle)
     tasks = [
         (condition, stream)
         for condition in CALIBRATION_CONDITIONS
-        for stream in positive_streams(clips, rate, condition, ambience, seed)
+        for stream in positive_streams(sources.clips, rate, condition, sources.ambience, seed)
     ]
     iterator: Any = tasks
     if progress:
@@ -187,8 +167,8 @@ def calibrate(
     positives = [
         (stream, posteriors(bundle, backend, stream.audio, rate)) for _, stream in iterator
     ]
-    negative_records = [posteriors(bundle, backend, a, rate) for a in negative_audio]
-    negative_hours = sum(a.size for a in negative_audio) / rate / 3600
+    negative_records = [posteriors(bundle, backend, a, rate) for a in sources.negative_audio]
+    negative_hours = sources.negative_hours
     base = StreamConfig.for_bundle(bundle)
     settings = [Setting(*s) for s in itertools.product(THRESHOLDS, SMOOTHINGS, MIN_COUNTS)]
     points = measure(bundle, positives, negative_records, negative_hours, base, settings)
@@ -210,8 +190,8 @@ def calibrate(
             "streams": len(positives),
             "events": sum(len(s.truth) for s, _ in positives),
             "seconds": round(positive_s, 1),
-            "negatives": negatives_source,
-            "negative_files": len(files) - len(bad),
+            "negatives": sources.negatives,
+            "negative_files": sources.negative_files,
             "negative_hours": round(negative_hours, 3),
             "artefact": backend.artefact.name,
             "seed": seed,

@@ -16,7 +16,7 @@ from .data import (
     background_clips,
 )
 from .fit import Log, _progress
-from .negatives import Negatives
+from .negatives import Negatives, group_of
 from .presets import Preset
 
 
@@ -148,7 +148,7 @@ def add_negatives(clips: ClipSet, split: Split, negatives: Negatives) -> tuple[C
 def is_validation_negative(clip: Clip) -> bool:
     """A refit merges validation into training, but never the negatives' validation
     part: it stays unheard so that reports on it are honest."""
-    return clip.group.endswith("negatives-validation")
+    return clip.group == group_of("validation")
 
 
 @dataclass

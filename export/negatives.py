@@ -34,6 +34,7 @@ PARTS = ("train", "validation", "calibration")
 # Shares of the recordings in each part. Calibration gets as much as validation:
 # false alarms per hour are only as precise as the hours they are counted on.
 SHARES = (0.7, 0.15, 0.15)
+WINDOWS_PER_FILE = 4  # a sample of each recording's moments, not its first minute
 # ESC-50's names are {fold}-{source}-{take}-{target}: takes of one source recording
 # must stay together, or a part would hear the other half of its own recording.
 _ESC50_NAME = re.compile(r"^\d+-(?P<source>[^-]+)-[A-Z]+-\d+$")
@@ -45,6 +46,11 @@ def recording_of(path: Path) -> str:
     folder lives)."""
     match = _ESC50_NAME.match(path.stem)
     return f"esc50:{match['source']}" if match else f"{path.parent.name}/{path.name}"
+
+
+def group_of(part: str) -> str:
+    """The group of a part's clips: how training tells the parts apart later."""
+    return f"{BACKGROUND}negatives-{part}"
 
 
 def part_of(path: Path, seed: int = 0, shares: Sequence[float] = SHARES) -> str:
@@ -136,7 +142,7 @@ def load_negatives(
     cache: FeatureCache,
     plan: WindowPlan,
     seed: int = 0,
-    windows_per_file: int = 8,
+    windows_per_file: int = WINDOWS_PER_FILE,
     progress: bool = True,
 ) -> Negatives:
     """Features of every negative file, cut into windows, split into the parts.
@@ -159,12 +165,12 @@ def load_negatives(
         if features.shape[0] == 0:
             skipped.append(Skipped(path, "shorter than one analysis window"))
             continue
-        part = parts[part_of(path, seed)]
+        name = part_of(path, seed)
+        part = parts[name]
         part.files.append(path)
         part.seconds += features.shape[0] * hop_s
         for k, window in enumerate(file_windows(features, plan, windows_per_file)):
-            group = f"{BACKGROUND}negatives-{part_of(path, seed)}"
-            part.clips.append(Clip(window, BACKGROUND, group, f"{path}#{k}"))
+            part.clips.append(Clip(window, BACKGROUND, group_of(name), f"{path}#{k}"))
     if not any(p.files for p in parts.values()):
         raise ConfigError("--negatives: none of the files could be read (see the skipped list)")
     return Negatives(parts, skipped, [str(f) for f in folders], seed, windows_per_file)

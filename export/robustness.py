@@ -21,8 +21,6 @@ import numpy as np
 
 from edge_audio.backends import load_backend
 from edge_audio.datasets import describe_groups
-from edge_audio.errors import ConfigError
-from edge_audio.scoring import precision_recall_f1, score_events
 from edge_audio.shipped import resolve_model
 from edge_audio.stream import StreamConfig
 
@@ -30,11 +28,15 @@ from .card import replace_card_section
 from .streams import (
     Condition,
     add_stream_arguments,
-    load_negative_audio,
     positive_streams,
-    unheard_negatives,
+    stream_sources,
 )
-from .threshold import detector_and_groups, events_at, held_out_clips, posteriors
+from .threshold import (
+    count_events,
+    detector_and_groups,
+    events_at,
+    posteriors,
+)
 
 RT60S = (0.0, 0.3, 0.6)
 SNRS: tuple[float | None, ...] = (None, 20.0, 10.0, 5.0, 0.0)  # None: no ambience
@@ -53,46 +55,35 @@ def robustness(
     seed: int = 0,
 ) -> dict[str, Any]:
     bundle, groups = detector_and_groups(bundle_dir, groups)
-    training = bundle.manifest.training
+    sources = stream_sources(
+        bundle, data, layout, groups, negatives, "validation", clips_per_room, seed
+    )
     rate = bundle.frontend.sample_rate
-    files, _ = unheard_negatives(training.negatives if training else None, negatives, "validation")
-    if not files:
-        raise ConfigError("no negative recordings to count false alarms on")
-    negative_audio, _ = load_negative_audio(files, rate)
-    if not negative_audio:
-        raise ConfigError("none of the negative recordings could be read")
-    ambience = np.concatenate(negative_audio)
-    clips = held_out_clips(bundle, data, layout, groups)
-    rng = np.random.default_rng(seed)
-    clips = [clips[i] for i in rng.permutation(len(clips))[:clips_per_room]]
     backend = load_backend(bundle)
     config = StreamConfig.for_bundle(bundle)
     cells = []
     for rt60 in rt60s:
         for snr in snrs:
             condition = Condition(f"rt60 {rt60:g} s, snr {snr}", rt60 or None, snr)
-            hits = found_n = truths = 0
-            for stream in positive_streams(clips, rate, condition, ambience, seed):
-                record = posteriors(bundle, backend, stream.audio, rate)
-                found = events_at(bundle, record, config)
-                score = score_events(found, stream.truth, stream.audio.size / rate)
-                hits, found_n = hits + score["matched"], found_n + len(found)
-                truths += len(stream.truth)
-            precision, recall, f1 = precision_recall_f1(hits, found_n, truths)
+            streams = positive_streams(sources.clips, rate, condition, sources.ambience, seed)
+            runs = [(s, posteriors(bundle, backend, s.audio, rate)) for s in streams]
+            counts = count_events(bundle, config, runs)
+            precision, recall, f1 = counts.precision_recall_f1()
             cells.append(
                 {
                     "rt60": rt60,
                     "snr_db": snr,
-                    "events": truths,
+                    "events": counts.true,
                     "precision": round(precision, 4),
                     "recall": round(recall, 4),
                     "f1": round(f1, 4),
                 }
             )
     alarms = sum(
-        len(events_at(bundle, posteriors(bundle, backend, a, rate), config)) for a in negative_audio
+        len(events_at(bundle, posteriors(bundle, backend, a, rate), config))
+        for a in sources.negative_audio
     )
-    hours = sum(a.size for a in negative_audio) / rate / 3600
+    hours = sources.negative_hours
     return {
         "bundle": bundle.name,
         "artefact": backend.artefact.name,
@@ -102,11 +93,11 @@ def robustness(
             "min_count": config.min_count,
         },
         "groups": groups,
-        "clips_per_room": len(clips),
+        "clips_per_room": len(sources.clips),
         "seed": seed,
         "cells": cells,
         "negatives": {
-            "files": len(files),
+            "files": sources.negative_files,
             "hours": round(hours, 3),
             "false_alarms": alarms,
             "false_alarms_per_hour": round(alarms / max(hours, 1e-9), 2),

@@ -23,6 +23,7 @@ from scipy.signal import fftconvolve
 
 from edge_audio.frontend import FrontendConfig, LogMel
 
+ROOMS = 48  # rooms a training run draws, each a mel kernel kept in memory
 DECAY_60_DB = np.log(1e3)  # amplitude falls by 60 dB when exp(-t * this / rt60) = 1e-3
 
 

@@ -9,18 +9,20 @@ from __future__ import annotations
 import argparse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edge_audio.audio import load_audio
+from edge_audio.bundle import Bundle
 from edge_audio.datasets import LAYOUTS
 from edge_audio.errors import AudioFileError, ConfigError
 
-from .negatives import part_of
+from .negatives import find_audio, part_of
 from .room import reverberate, room_rir
-from .threshold import Stream, make_streams
+from .threshold import Stream, held_out_clips, make_streams
 
 
 @dataclass(frozen=True)
@@ -95,15 +97,10 @@ def positive_streams(
     return [hear(s, rate, condition, ambience, rng) for s in base]
 
 
-def negative_files(
-    folders: Sequence[Path], part: str | None, seed: int, find: bool = True
-) -> list[Path]:
+def negative_files(folders: Sequence[Path], part: str | None, seed: int) -> list[Path]:
     """The files of one part of the negatives (None: every file): the split of
     training, reproduced from its folders and seed."""
-    from .negatives import find_audio
-
-    files = find_audio(folders) if find else list(folders)
-    return [f for f in files if part is None or part_of(f, seed) == part]
+    return [f for f in find_audio(folders) if part is None or part_of(f, seed) == part]
 
 
 def load_negative_audio(
@@ -174,3 +171,51 @@ def add_stream_arguments(p: argparse.ArgumentParser, negatives_default: str) -> 
         "it never trained on are used whole)",
     )
     p.add_argument("--groups", nargs="+", help="held-out groups (default: the manifest's)")
+
+
+@dataclass
+class StreamSources:
+    """What a detector's streams are made of: held-out clips, and negative
+    recordings it never heard (the negative streams, and the ambience mixed under
+    the positive ones)."""
+
+    clips: list[tuple[np.ndarray, str]]
+    negative_audio: list[np.ndarray]
+    negatives: str  # where they came from, in words
+    negative_files: int  # read
+    rate: int
+
+    @cached_property  # every room of a grid mixes from it
+    def ambience(self) -> np.ndarray:
+        return np.concatenate(self.negative_audio)
+
+    @property
+    def negative_hours(self) -> float:
+        return sum(a.size for a in self.negative_audio) / self.rate / 3600
+
+
+def stream_sources(
+    bundle: Bundle,
+    data: Path,
+    layout: str,
+    groups: list[str],
+    given: Sequence[Path] | None,
+    part: str,
+    max_clips: int | None,
+    seed: int,
+) -> StreamSources:
+    """The bundle's held-out clips (at most `max_clips`, drawn with the seed) and
+    the `part` of its negatives (or the `given` folders; see unheard_negatives)."""
+    training = bundle.manifest.training
+    files, source = unheard_negatives(training.negatives if training else None, given, part)
+    if not files:
+        raise ConfigError(f"no negative recordings in {source}")
+    rate = bundle.frontend.sample_rate
+    audio, bad = load_negative_audio(files, rate)
+    if not audio:
+        raise ConfigError(f"none of the negative recordings could be read ({source})")
+    clips = held_out_clips(bundle, data, layout, groups)
+    if max_clips:
+        keep = np.random.default_rng(seed).permutation(len(clips))[:max_clips]
+        clips = [clips[i] for i in sorted(keep)]
+    return StreamSources(clips, audio, source, len(files) - len(bad), rate)

@@ -14,6 +14,7 @@ unless told otherwise.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,31 @@ def events_at(bundle: Bundle, record: list, config: StreamConfig) -> list[dict[s
     return [d.to_dict() for d in decisions if d is not None]
 
 
+@dataclass(frozen=True)
+class EventCounts:
+    matched: int  # true events found, with the right label
+    detected: int  # every event the decider raised
+    true: int  # events in the truth
+
+    def precision_recall_f1(self) -> tuple[float, float, float]:
+        return precision_recall_f1(self.matched, self.detected, self.true)
+
+
+def count_events(
+    bundle: Bundle, config: StreamConfig, runs: Iterable[tuple[Stream, list]]
+) -> EventCounts:
+    """The decider at `config`, replayed on streams with recorded posteriors
+    (`posteriors`) and scored against their truth, summed over the streams."""
+    matched = detected = true = 0
+    rate = bundle.frontend.sample_rate
+    for stream, record in runs:
+        found = events_at(bundle, record, config)
+        score = score_events(found, stream.truth, stream.audio.size / rate)
+        matched, detected = matched + score["matched"], detected + len(found)
+        true += len(stream.truth)
+    return EventCounts(matched, detected, true)
+
+
 def held_out_clips(
     bundle: Bundle, data: Path, layout: str, groups: list[str]
 ) -> list[tuple[np.ndarray, str]]:
@@ -139,14 +165,8 @@ def choose_threshold(
     curve = {}
     for threshold in THRESHOLDS:
         config = replace(base, threshold=threshold)
-        hits = events = truths = 0
-        for stream, record in zip(streams, records, strict=True):
-            found = events_at(bundle, record, config)
-            score = score_events(found, stream.truth, stream.audio.size / rate)
-            hits, events, truths = (
-                hits + score["matched"], events + len(found), truths + len(stream.truth)
-            )  # fmt: skip
-        precision, recall, f1 = precision_recall_f1(hits, events, truths)
+        counts = count_events(bundle, config, zip(streams, records, strict=True))
+        precision, recall, f1 = counts.precision_recall_f1()
         curve[threshold] = {"precision": precision, "recall": recall, "f1": f1}
     best = max(THRESHOLDS, key=lambda t: (round(curve[t]["f1"], 4), t))
     seconds = sum(s.audio.size for s in streams) / rate

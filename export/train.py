@@ -55,9 +55,9 @@ from .material import (
     synthetic_speakers,
     words_for,
 )
-from .negatives import Negatives, load_negatives
+from .negatives import WINDOWS_PER_FILE, Negatives, load_negatives
 from .presets import PRESETS, Preset
-from .room import RoomConfig, kernel_bank, room_method
+from .room import ROOMS, RoomConfig, kernel_bank, room_method
 
 # --- folds ----------------------------------------------------------------------
 from .run_config import DatasetRecord, ModelRecord, RunConfig, RunWindow
@@ -226,8 +226,8 @@ def prepare(args: argparse.Namespace, preset: Preset, log: Log) -> tuple[Any, Ma
     )
     rooms = None
     if preset.augment.reverb_prob > 0:
-        rooms = kernel_bank(cache.config, RoomConfig(preset.augment.rt60), 48, args.seed)
-        log(f"rooms: 48 impulse responses, RT60 {preset.augment.rt60[0]:g}-"
+        rooms = kernel_bank(cache.config, RoomConfig(preset.augment.rt60), ROOMS, args.seed)
+        log(f"rooms: {len(rooms)} impulse responses, RT60 {preset.augment.rt60[0]:g}-"
             f"{preset.augment.rt60[1]:g} s ({room_method()})")  # fmt: skip
     material = Material(
         clips,
@@ -590,7 +590,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument(
         "--no-reverb",
         action="store_true",
-        help="no room reverberation (default: half the windows are heard in one of 48 "
+        help=f"no room reverberation (default: half the windows are heard in one of {ROOMS} "
         "simulated rooms)",
     )
     p.add_argument(
@@ -621,9 +621,10 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument(
         "--negatives-per-file",
         type=int,
-        default=4,
+        default=WINDOWS_PER_FILE,
         metavar="N",
-        help="at most N windows from each negative file, spread over it (default 4)",
+        help=f"at most N windows from each negative file, spread over it "
+        f"(default {WINDOWS_PER_FILE})",
     )
     p.add_argument("--noise", type=Path, help="folder of noise WAVs for augmentation/background")
     p.add_argument(
