@@ -17,6 +17,8 @@ from edge_audio.windows import FLOOR_DB
 
 from .room import reverberate_features
 
+REVERB_SHARE = 0.5  # the share of windows heard in a room when reverberation is on
+
 
 @dataclass(frozen=True)
 class AugmentConfig:
@@ -35,8 +37,10 @@ class AugmentConfig:
     freq_mask_bands: int = 5
     mixup: float = 0.0  # Beta(alpha, alpha); 0 turns mixup off
     # Reverberation: the chance a window is heard in one of the run's rooms
-    # (export/room.py), and their reverberation times in seconds.
-    reverb_prob: float = 0.5
+    # (export/room.py), and their reverberation times in seconds. Off unless asked
+    # for (train --reverb, or --negatives: a detector meant for real rooms), so
+    # the recipes of the models trained before it still reproduce them.
+    reverb_prob: float = 0.0
     rt60: tuple[float, float] = (0.15, 0.9)
 
     def to_dict(self) -> dict:
@@ -55,7 +59,6 @@ class AugmentConfig:
             time_masks=0,
             freq_masks=0,
             mixup=0.0,
-            reverb_prob=0.0,
         )
 
 

@@ -30,7 +30,7 @@ from edge_audio.frontend import FrontendConfig
 from edge_audio.metrics import classification_report
 
 from . import checks
-from .augment import AugmentConfig
+from .augment import REVERB_SHARE, AugmentConfig
 from .data import (
     BACKGROUND,
     ClipSet,
@@ -407,6 +407,12 @@ def checked_range(values: list[float], flag: str, lo: float, hi: float) -> tuple
     return (low, high)
 
 
+def reverb_on(args: argparse.Namespace) -> bool:
+    """Rooms are heard when asked for (--reverb), and by default for a detector
+    trained with --negatives; --no-reverb turns them off."""
+    return bool(args.negatives) if args.reverb is None else args.reverb
+
+
 def resolve_preset(args: argparse.Namespace) -> Preset:
     from .presets import MODELS, SIZES
 
@@ -428,8 +434,8 @@ def resolve_preset(args: argparse.Namespace) -> Preset:
         augment = replace(augment, vtlp=args.vtlp)
     if args.speed is not None:
         augment = replace(augment, speed=args.speed)
-    if args.no_reverb:
-        augment = replace(augment, reverb_prob=0.0)
+    if reverb_on(args) and not args.no_augment:
+        augment = replace(augment, reverb_prob=REVERB_SHARE)
     if args.rt60 is not None:
         augment = replace(augment, rt60=checked_range(args.rt60, "--rt60", 0.05, 3.0))
     if args.snr is not None:
@@ -588,10 +594,11 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     )
     p.add_argument("--speed", type=float, help="time stretch of up to +-this (0.15)")
     p.add_argument(
-        "--no-reverb",
-        action="store_true",
-        help=f"no room reverberation (default: half the windows are heard in one of {ROOMS} "
-        "simulated rooms)",
+        "--reverb",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=f"hear half of the training windows in one of {ROOMS} simulated rooms "
+        "(default: on with --negatives, off otherwise)",
     )
     p.add_argument(
         "--rt60",

@@ -174,3 +174,15 @@ def test_the_manifest_keeps_what_negatives_a_model_trained_with():
     record = {"dataset": "fsdd", "layout": "fsdd", "negatives": {"folders": ["n"], "seed": 3}}
     assert TrainingRecord.from_dict(record).to_dict()["negatives"] == record["negatives"]
     assert "negatives" not in TrainingRecord.from_dict(record | {"negatives": None}).to_dict()
+
+
+@pytest.mark.parametrize(
+    "negatives, flag, on",
+    [(None, None, False), (["n"], None, True), (["n"], False, False), (None, True, True)],
+)
+def test_rooms_are_on_for_detectors_with_negatives_unless_switched(negatives, flag, on):
+    import argparse
+
+    from export.train import reverb_on
+
+    assert reverb_on(argparse.Namespace(negatives=negatives, reverb=flag)) is on
