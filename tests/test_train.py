@@ -437,11 +437,16 @@ def test_every_zoo_model_converts_to_full_integer_tflite(name, tmp_path):
     pytest.importorskip("litert_torch", reason="TFLite conversion needs litert-torch (train extra)")
     litert = pytest.importorskip("ai_edge_litert.interpreter")
     from export.to_tflite import export_tflite_int8
-    from export.trained_run import Run, fold_batchnorm
+    import torch
+
+    from export.trained_run import Run, prepare_for_export
 
     model = build_model(ModelSpec(name, "small", 5, (98, 40))).eval()
-    fold_batchnorm(model)
-    calibration = np.random.default_rng(0).uniform(-1, 1, (16, 98, 40)).astype(np.float32)
+    prepare_for_export(model)
+    with torch.no_grad():  # a classifier with a prior: int8 must keep its bias right
+        last = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
+        last.bias.copy_(torch.tensor([2.0, -1.0, 0.5, -2.0, 1.0]))
+    calibration = np.random.default_rng(0).uniform(-1, 1, (64, 98, 40)).astype(np.float32)
     config = {"model": {"input_shape": [98, 40]}}
     run = Run(
         tmp_path, config, model, WindowPlan(98, "keyword", 25), FrontendConfig(), list("abcde")
@@ -460,3 +465,16 @@ def test_every_zoo_model_converts_to_full_integer_tflite(name, tmp_path):
     interpreter.set_tensor(inp["index"], np.zeros(inp["shape"], np.int8))
     interpreter.invoke()
     assert interpreter.get_tensor(out["index"]).shape == (1, 5)
+    # The int8 logits follow the float ones (a mis-scaled bias shifted them by whole units).
+    (i_scale, i_zero), (o_scale, o_zero) = inp["quantization"], out["quantization"]
+    windows = calibration[:16]
+    int8_logits = []
+    for window in windows:
+        q = np.clip(np.round(window / i_scale + i_zero), -128, 127).astype(np.int8)
+        interpreter.set_tensor(inp["index"], q[None, None])
+        interpreter.invoke()
+        int8_logits.append((interpreter.get_tensor(out["index"])[0].astype(np.float32) - o_zero) * o_scale)
+    with torch.no_grad():
+        float_logits = model(torch.from_numpy(windows[:, None])).numpy()
+    error = np.abs(np.array(int8_logits) - float_logits).max()
+    assert error < 0.25 * np.abs(float_logits).max(), (error, np.abs(float_logits).max())
