@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -34,24 +33,16 @@ from edge_audio.backends import load_backend  # noqa: E402
 from edge_audio.bundle import load_bundle  # noqa: E402
 from edge_audio.shipped import resolve_model  # noqa: E402
 from edge_audio.stream import StreamConfig  # noqa: E402
-from export.negatives import find_audio, part_of  # noqa: E402
-from export.streams import Condition, load_negative_audio, positive_streams  # noqa: E402
-from export.threshold import count_events, events_at, held_out_clips, posteriors  # noqa: E402
+from export.streams import (  # noqa: E402
+    Condition,
+    load_negative_audio,
+    negative_events,
+    positive_streams,
+    unheard,
+)
+from export.threshold import count_events, held_out_clips, posteriors  # noqa: E402
 
 CAPTURE_RATE = 44100
-
-
-def unheard(folder: Path, seed: int) -> list[Path]:
-    return [f for f in find_audio([folder]) if part_of(f, seed) != "train"]
-
-
-def negative_events(bundle: Any, backend: Any, config: StreamConfig, audio: list[np.ndarray]):
-    rate = bundle.frontend.sample_rate
-    events = [
-        e for a in audio for e in events_at(bundle, posteriors(bundle, backend, a, rate), config)
-    ]
-    hours = sum(a.size for a in audio) / rate / 3600
-    return len(events), hours, Counter(e["label"] for e in events)
 
 
 def at_capture_rate(audio: np.ndarray, rate: int, rng: np.random.Generator) -> np.ndarray:

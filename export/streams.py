@@ -7,6 +7,7 @@ them through the device path (threshold.posteriors) and replay the decider.
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -19,10 +20,11 @@ from edge_audio.audio import load_audio
 from edge_audio.bundle import Bundle
 from edge_audio.datasets import LAYOUTS
 from edge_audio.errors import AudioFileError, ConfigError
+from edge_audio.stream import StreamConfig
 
 from .negatives import find_audio, part_of
 from .room import reverberate, room_rir
-from .threshold import Stream, held_out_clips, make_streams
+from .threshold import Stream, events_at, held_out_clips, make_streams, posteriors
 
 
 @dataclass(frozen=True)
@@ -219,3 +221,20 @@ def stream_sources(
         keep = np.random.default_rng(seed).permutation(len(clips))[:max_clips]
         clips = [clips[i] for i in sorted(keep)]
     return StreamSources(clips, audio, source, len(files) - len(bad), rate)
+
+
+def unheard(folder: Path, seed: int) -> list[Path]:
+    """The files of `folder` outside the train part of a negatives split (seed)."""
+    return [f for f in find_audio([folder]) if part_of(f, seed) != "train"]
+
+
+def negative_events(
+    bundle: Bundle, backend: Any, config: StreamConfig, audio: list[np.ndarray]
+) -> tuple[int, float, Counter[str]]:
+    """Events the detector fires on negative streams, their hours, and the labels that fire."""
+    rate = bundle.frontend.sample_rate
+    events = [
+        e for a in audio for e in events_at(bundle, posteriors(bundle, backend, a, rate), config)
+    ]
+    hours = sum(a.size for a in audio) / rate / 3600
+    return len(events), hours, Counter(e["label"] for e in events)

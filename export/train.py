@@ -434,6 +434,10 @@ def resolve_preset(args: argparse.Namespace) -> Preset:
         augment = replace(augment, vtlp=args.vtlp)
     if args.speed is not None:
         augment = replace(augment, speed=args.speed)
+    if args.gain is not None:
+        if not 0 <= args.gain <= 60:
+            raise ConfigError(f"--gain must be between 0 and 60 dB, got {args.gain:g}")
+        augment = replace(augment, gain_db=args.gain)
     if reverb_on(args) and not args.no_augment:
         augment = replace(augment, reverb_prob=REVERB_SHARE)
     if args.rt60 is not None:
@@ -593,6 +597,14 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         help="vocal-tract-length perturbation: mel-axis warp of up to +-this (0.1)",
     )
     p.add_argument("--speed", type=float, help="time stretch of up to +-this (0.15)")
+    p.add_argument(
+        "--gain",
+        type=float,
+        metavar="DB",
+        help="random level change of up to +-DB (default 6; 0: off). Matters only to a "
+        "model that sees absolute level (--dynamic-range 0): per-window peak "
+        "normalisation undoes any gain",
+    )
     p.add_argument(
         "--reverb",
         action=argparse.BooleanOptionalAction,

@@ -133,13 +133,14 @@ def test_negatives_turn_a_folder_model_into_a_detector(tmp_path):
     result = run_export(
         "train", "--data", str(data), "--layout", "folder", "--out", str(out),
         "--model", "vgg", "--size", "tiny", "--epochs", "2", "--quiet",
-        "--cache", str(tmp_path / "cache"), "--negatives", str(root), "--no-reverb",
+        "--cache", str(tmp_path / "cache"), "--negatives", str(root), "--no-reverb", "--gain", "20",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     config = json.loads((out / "config.json").read_text())
     assert config["background_class"] == BACKGROUND and BACKGROUND in config["labels"]
     assert config["negatives"]["skipped"] == 1 and config["negatives"]["train"]["files"] > 0
     assert config["augmentation"]["reverb_prob"] == 0.0
+    assert config["augmentation"]["gain_db"] == 20.0
     log = (out / "train.log").read_text()
     assert "negatives train:" in log and "skipped" in log and "bad.wav" in log
 

@@ -320,6 +320,7 @@ def test_interrupt_keeps_the_best_checkpoint_and_writes_reports(tmp_path, monkey
         ("folder", ["--layout", "folder", "--model", "resnet"], "unknown --model 'resnet'"),
         ("folder", ["--layout", "folder", "--model", "vgg", "--size", "xl"], "unknown --size 'xl'"),
         ("folder", ["--layout", "folder", "--holdout-group", "nobody"], "not in the data"),
+        ("folder", ["--layout", "folder", "--gain", "-3"], "--gain must be between 0 and 60"),
     ],
 )
 def test_train_bad_input_is_one_clear_line(tmp_path, setup, args, fragment):
@@ -436,9 +437,9 @@ INT8_OPS = {
 def test_every_zoo_model_converts_to_full_integer_tflite(name, tmp_path):
     pytest.importorskip("litert_torch", reason="TFLite conversion needs litert-torch (train extra)")
     litert = pytest.importorskip("ai_edge_litert.interpreter")
-    from export.to_tflite import export_tflite_int8
     import torch
 
+    from export.to_tflite import export_tflite_int8
     from export.trained_run import Run, prepare_for_export
 
     model = build_model(ModelSpec(name, "small", 5, (98, 40))).eval()
@@ -473,7 +474,8 @@ def test_every_zoo_model_converts_to_full_integer_tflite(name, tmp_path):
         q = np.clip(np.round(window / i_scale + i_zero), -128, 127).astype(np.int8)
         interpreter.set_tensor(inp["index"], q[None, None])
         interpreter.invoke()
-        int8_logits.append((interpreter.get_tensor(out["index"])[0].astype(np.float32) - o_zero) * o_scale)
+        raw = interpreter.get_tensor(out["index"])[0].astype(np.float32)
+        int8_logits.append((raw - o_zero) * o_scale)
     with torch.no_grad():
         float_logits = model(torch.from_numpy(windows[:, None])).numpy()
     error = np.abs(np.array(int8_logits) - float_logits).max()
