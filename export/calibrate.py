@@ -12,6 +12,10 @@ the false alarms per hour on the negative streams. The setting that meets
 manifest; the DET curve (det.png) and the table go into the bundle and its card.
 If no setting meets the target, it says so and keeps the one with the fewest
 false alarms that still catches half of the targets.
+
+The other way to specify a detector, by the words it may miss: with
+--max-false-reject-rate R, the setting with the fewest false alarms among those
+that miss at most R of the words (all rooms pooled).
 """
 
 from __future__ import annotations
@@ -110,6 +114,23 @@ def choose(points: Sequence[Point], max_fa_per_hour: float) -> tuple[Point, bool
     return best, False
 
 
+def choose_by_misses(points: Sequence[Point], max_false_reject_rate: float) -> tuple[Point, bool]:
+    """The point with the fewest false alarms among those that miss at most
+    `max_false_reject_rate` of the targets (ties: fewer misses, then the higher
+    threshold); when none does, the one that misses the fewest. Returns it and
+    whether the target was met."""
+    if not points:
+        raise ValueError("no operating points to choose from")
+    meeting = [p for p in points if p.false_reject_rate <= max_false_reject_rate]
+    if meeting:
+        best = min(
+            meeting,
+            key=lambda p: (p.false_alarms_per_hour, p.false_reject_rate, -p.setting.threshold),
+        )
+        return best, True
+    return min(points, key=lambda p: (p.false_reject_rate, p.false_alarms_per_hour)), False
+
+
 def measure(
     bundle: Bundle,
     positives: list[tuple[Any, list]],  # (stream, recorded posteriors)
@@ -145,10 +166,18 @@ def calibrate(
     seed: int = 0,
     progress: bool = True,
     max_clips: int | None = None,
+    max_false_reject_rate: float | None = None,
 ) -> dict[str, Any]:
+    """Measure every setting and choose one: by false alarms per hour, or, with
+    `max_false_reject_rate`, by the share of targets it may miss."""
     bundle, groups = detector_and_groups(bundle_dir, groups)
     if max_fa_per_hour < 0:
         raise ConfigError("--max-false-alarms-per-hour cannot be negative")
+    if max_false_reject_rate is not None and not 0 <= max_false_reject_rate < 1:
+        raise ConfigError(
+            f"--max-false-reject-rate is a share of the words, from 0 to below 1 "
+            f"(0.3: miss at most 30%), got {max_false_reject_rate:g}"
+        )
     sources = stream_sources(
         bundle, data, layout, groups, negatives, "calibration", max_clips, seed
     )
@@ -172,7 +201,14 @@ def calibrate(
     base = StreamConfig.for_bundle(bundle)
     settings = [Setting(*s) for s in itertools.product(THRESHOLDS, SMOOTHINGS, MIN_COUNTS)]
     points = measure(bundle, positives, negative_records, negative_hours, base, settings)
-    best, met = choose(points, max_fa_per_hour)
+    if max_false_reject_rate is None:
+        best, met = choose(points, max_fa_per_hour)
+        method = f"fewest false rejects at <= {max_fa_per_hour:g} false alarms per hour"
+    else:
+        best, met = choose_by_misses(points, max_false_reject_rate)
+        method = (
+            f"fewest false alarms per hour at <= {100 * max_false_reject_rate:g}% false rejects"
+        )
     positive_s = sum(s.audio.size for s, _ in positives) / rate
     return {
         "threshold": best.setting.threshold,
@@ -180,9 +216,11 @@ def calibrate(
         "min_count": best.setting.min_count,
         "suppression_s": base.suppression_s,
         "chosen_on": {
-            "method": f"fewest false rejects at <= {max_fa_per_hour:g} false alarms per hour "
-            "(onset tolerance 0.5 s)",
-            "max_false_alarms_per_hour": max_fa_per_hour,
+            "method": f"{method} (onset tolerance 0.5 s)",
+            "max_false_alarms_per_hour": None
+            if max_false_reject_rate is not None
+            else max_fa_per_hour,
+            "max_false_reject_rate": max_false_reject_rate,
             "target_met": met,
             "chosen": best.to_dict(),
             "groups": groups,
@@ -231,7 +269,10 @@ def det_plot(stream: dict[str, Any], path: Path) -> None:
         ms=14,
         label=f"chosen: threshold {chosen['threshold']:.2f}",
     )
-    ax.axvline(cal["max_false_alarms_per_hour"], color="red", ls="--", lw=1, label="target")
+    if cal.get("max_false_reject_rate") is not None:
+        ax.axhline(100 * cal["max_false_reject_rate"], color="red", ls="--", lw=1, label="target")
+    else:
+        ax.axvline(cal["max_false_alarms_per_hour"], color="red", ls="--", lw=1, label="target")
     ax.axvline(floor, color="grey", ls=":", lw=1, label="zero alarms (measurement floor)")
     ax.set_xscale("log")
     ax.set_xlabel(f"false alarms per hour ({cal['negative_hours']:.2f} h of negatives)")
@@ -242,6 +283,28 @@ def det_plot(stream: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def verdict_of(cal: dict[str, Any]) -> str:
+    """Whether the chosen setting meets its target, in a sentence."""
+    chosen, rate = cal["chosen"], cal.get("max_false_reject_rate")
+    if rate is not None:
+        if cal["target_met"]:
+            return (
+                f"Of the settings that miss at most {100 * rate:g}% of the words, it raises the "
+                "fewest false alarms"
+            )
+        return f"No setting misses as few as {100 * rate:g}% of the words; it misses the fewest"
+    if not cal["target_met"]:
+        return (
+            f"No setting met the target of {cal['max_false_alarms_per_hour']:g} false alarms "
+            "per hour; this is the one with the fewest that still catches half of the words"
+        )
+    missing_most = chosen["false_reject_rate"] > MAX_FALSE_REJECTS_WHEN_MISSED
+    return (
+        f"It meets the target of at most {cal['max_false_alarms_per_hour']:g} false alarms per "
+        "hour" + (", but only by missing most words" if missing_most else "")
+    )
 
 
 def card_section(stream: dict[str, Any]) -> str:
@@ -257,17 +320,7 @@ def card_section(stream: dict[str, Any]) -> str:
         for p in sorted(same, key=lambda p: p["threshold"])
     )
     chosen = cal["chosen"]
-    verdict = (
-        f"It meets the target of at most {cal['max_false_alarms_per_hour']:g} false alarms per hour"
-        + (
-            ", but only by missing most words"
-            if chosen["false_reject_rate"] > MAX_FALSE_REJECTS_WHEN_MISSED
-            else ""
-        )
-        if cal["target_met"]
-        else f"No setting met the target of {cal['max_false_alarms_per_hour']:g} false alarms "
-        "per hour; this is the one with the fewest that still catches half of the words"
-    )
+    verdict = verdict_of(cal)
     return (
         f"{CARD_SECTION}\n"
         f"`edge-audio listen` detects with threshold {stream['threshold']:.2f} on the smoothed "
@@ -299,6 +352,7 @@ def run(args: argparse.Namespace) -> int:
         args.seed,
         not args.quiet,
         args.clips,
+        args.max_false_reject_rate,
     )
     write_stream_settings(args.bundle, stream, card_section(stream))
     det_plot(stream, Path(args.bundle) / "det.png")
@@ -308,13 +362,24 @@ def run(args: argparse.Namespace) -> int:
         f"{cal['seconds'] / 60:.1f} min), {cal['negative_hours']:.2f} h of negatives "
         f"({cal['negatives']}), {cal['artefact']}"
     )
-    if cal["target_met"] and chosen["false_reject_rate"] > MAX_FALSE_REJECTS_WHEN_MISSED:
+    by_misses = args.max_false_reject_rate is not None
+    if by_misses and not cal["target_met"]:
+        print(
+            f"warning: every setting misses more than {100 * args.max_false_reject_rate:g}% of "
+            "the words; keeping the one that misses the fewest"
+        )
+    elif (
+        not by_misses
+        and cal["target_met"]
+        and chosen["false_reject_rate"] > MAX_FALSE_REJECTS_WHEN_MISSED
+    ):
         print(
             f"warning: the target is met only by missing {100 * chosen['false_reject_rate']:.0f}% "
             "of the words: the model cannot tell them from the negatives. Train longer or with "
-            "more negatives, or allow more false alarms (--max-false-alarms-per-hour)"
+            "more negatives, allow more false alarms (--max-false-alarms-per-hour), or choose "
+            "by the words it may miss (--max-false-reject-rate)"
         )
-    if not cal["target_met"]:
+    elif not cal["target_met"]:
         print(
             f"warning: no setting reaches {args.max_false_alarms_per_hour:g} false alarms per "
             "hour; keeping the one with the fewest that catches half of the targets. Train "
@@ -339,12 +404,20 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         "../shared/data/fsdd --layout fsdd --max-false-alarms-per-hour 1",
     )
     add_stream_arguments(p, "the calibration part of the negatives it trained with")
-    p.add_argument(
+    target = p.add_mutually_exclusive_group()
+    target.add_argument(
         "--max-false-alarms-per-hour",
         type=float,
         default=DEFAULT_MAX_FA_PER_HOUR,
         metavar="N",
         help=f"the most false alarms per hour allowed (default {DEFAULT_MAX_FA_PER_HOUR:g})",
+    )
+    target.add_argument(
+        "--max-false-reject-rate",
+        type=float,
+        metavar="R",
+        help="choose by the words it may miss instead: the fewest false alarms among the "
+        "settings that miss at most R of them (0.3: 30%%), all rooms pooled",
     )
     p.add_argument(
         "--clips", type=int, help="use at most N held-out clips (default: all; quick looks)"

@@ -20,6 +20,7 @@ from export.calibrate import (
     calibrate,
     card_section,
     choose,
+    choose_by_misses,
     det_plot,
 )
 from export.robustness import robustness
@@ -65,6 +66,18 @@ def test_when_no_setting_meets_the_target_the_fallback_still_detects():
         choose([], 1.0)
 
 
+def test_chosen_by_misses_the_point_has_the_fewest_false_alarms_within_the_miss_budget():
+    points = curve([40, 12, 5, 2, 1, 0, 0, 0], [0.01, 0.02, 0.03, 0.04, 0.06, 0.1, 0.3, 0.6])
+    best, met = choose_by_misses(points, 0.05)  # 0.6 misses 6%: the answer is 0.5 (4%)
+    assert met and best.setting.threshold == 0.5
+    best, met = choose_by_misses(points, 0.3)  # zero alarms from 0.7 on: the fewest misses
+    assert met and best.setting.threshold == 0.7
+    best, met = choose_by_misses(points, 0.0)  # nothing misses none: the fewest misses
+    assert not met and best.setting.threshold == 0.2
+    with pytest.raises(ValueError):
+        choose_by_misses([], 0.3)
+
+
 def constructed_result(points: list[Point], met: bool = True) -> dict:
     best, _ = choose(points, 1.0)
     return {
@@ -100,6 +113,11 @@ def test_the_det_plot_and_the_card_table_are_written(tmp_path):
     assert "No setting met" in card_section(constructed_result(points, met=False))
     deaf = curve([5, 0], [0.3, 0.9])  # meets the target only by missing 90% of the words
     assert "only by missing most words" in card_section(constructed_result(deaf))
+    by_misses = constructed_result(points)
+    by_misses["chosen_on"].update(max_false_alarms_per_hour=None, max_false_reject_rate=0.3)
+    assert "miss at most 30% of the words" in card_section(by_misses)
+    det_plot(by_misses, tmp_path / "det-misses.png")  # the target is a horizontal line
+    assert (tmp_path / "det-misses.png").stat().st_size > 0
 
 
 def test_ambience_is_mixed_at_the_asked_snr():
@@ -163,6 +181,14 @@ def test_calibrate_command_writes_det_png(tmp_path, bundle_copy):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert (bundle_copy / "det.png").exists() and "chosen: threshold" in result.stdout
+    result = run_export(
+        "calibrate", str(bundle_copy), "--data", str(fsdd), "--layout", "fsdd",
+        "--negatives", str(negatives), "--clips", "10", "--quiet", "--max-false-reject-rate", "0.4",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    chosen_on = load_bundle(bundle_copy).manifest.stream.chosen_on
+    assert chosen_on["max_false_reject_rate"] == 0.4
+    assert chosen_on["chosen"]["false_reject_rate"] <= 0.4 or not chosen_on["target_met"]
 
 
 def test_calibrate_bad_input_is_clear(tmp_path, bundle_copy):
@@ -174,6 +200,8 @@ def test_calibrate_bad_input_is_clear(tmp_path, bundle_copy):
         calibrate(classifier.root, fsdd, "fsdd", [tmp_path])
     with pytest.raises(ConfigError, match="cannot be negative"):
         calibrate(bundle_copy, fsdd, "fsdd", [tmp_path], max_fa_per_hour=-1)
+    with pytest.raises(ConfigError, match="share of the words"):
+        calibrate(bundle_copy, fsdd, "fsdd", [tmp_path], max_false_reject_rate=30)
     with pytest.raises(ConfigError, match="no audio files"):
         calibrate(bundle_copy, fsdd, "fsdd", [tmp_path])
     manifest = json.loads((bundle_copy / "manifest.json").read_text())
