@@ -63,6 +63,26 @@ def test_the_default_model_is_fsdd_digits_with_a_background_class():
     ]
 
 
+def test_the_default_detector_heard_the_world_and_was_calibrated_on_unheard_negatives():
+    """#11: trained with real negatives, its operating point set on streams in three
+    rooms and on negatives it never trained on, with the DET curve and the
+    robustness report in the bundle."""
+    bundle = load_bundle(default_model())
+    negatives = bundle.manifest.training.negatives
+    assert negatives and negatives["train"]["hours"] > 1.0, negatives
+    chosen_on = bundle.manifest.stream.chosen_on
+    assert "false alarms per hour" in chosen_on["method"]
+    assert "calibration part (never trained on)" in chosen_on["negatives"]
+    assert [c["name"] for c in chosen_on["conditions"]] == ["clean", "reverberant", "noisy"]
+    assert chosen_on["target_met"], chosen_on["chosen"]
+    assert bundle.manifest.stream.threshold == chosen_on["chosen"]["threshold"]
+    for name in ("det.png", "robustness.json", "robustness.png"):
+        assert (bundle.root / name).is_file(), name
+    card = (bundle.root / "card.md").read_text()
+    assert "## Robustness" in card and "false rejects" in card
+    assert "non-commercial" in bundle.manifest.licence.data  # ESC-50 among its negatives
+
+
 @pytest.mark.shared
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_bundle_scores_its_held_out_data_as_its_card_says(name):
