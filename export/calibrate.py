@@ -88,6 +88,16 @@ class Point:
         }
 
 
+def fewest_misses(p: Point) -> tuple[float, float, float]:
+    """Order by false rejects, then false alarms, then the higher threshold."""
+    return p.false_reject_rate, p.false_alarms_per_hour, -p.setting.threshold
+
+
+def fewest_alarms(p: Point) -> tuple[float, float, float]:
+    """Order by false alarms, then false rejects, then the higher threshold."""
+    return p.false_alarms_per_hour, p.false_reject_rate, -p.setting.threshold
+
+
 def choose(points: Sequence[Point], max_fa_per_hour: float) -> tuple[Point, bool]:
     """The point that meets the false-alarm target with the lowest false-reject
     rate (ties: fewer false alarms, then the higher threshold). When none meets it,
@@ -98,20 +108,9 @@ def choose(points: Sequence[Point], max_fa_per_hour: float) -> tuple[Point, bool
         raise ValueError("no operating points to choose from")
     meeting = [p for p in points if p.false_alarms_per_hour <= max_fa_per_hour]
     if meeting:
-        best = min(
-            meeting,
-            key=lambda p: (p.false_reject_rate, p.false_alarms_per_hour, -p.setting.threshold),
-        )
-        return best, True
+        return min(meeting, key=fewest_misses), True
     useful = [p for p in points if p.false_reject_rate <= MAX_FALSE_REJECTS_WHEN_MISSED]
-    if useful:
-        best = min(
-            useful,
-            key=lambda p: (p.false_alarms_per_hour, p.false_reject_rate, -p.setting.threshold),
-        )
-    else:
-        best = min(points, key=lambda p: (p.false_reject_rate, p.false_alarms_per_hour))
-    return best, False
+    return (min(useful, key=fewest_alarms) if useful else min(points, key=fewest_misses)), False
 
 
 def choose_by_misses(points: Sequence[Point], max_false_reject_rate: float) -> tuple[Point, bool]:
@@ -123,12 +122,8 @@ def choose_by_misses(points: Sequence[Point], max_false_reject_rate: float) -> t
         raise ValueError("no operating points to choose from")
     meeting = [p for p in points if p.false_reject_rate <= max_false_reject_rate]
     if meeting:
-        best = min(
-            meeting,
-            key=lambda p: (p.false_alarms_per_hour, p.false_reject_rate, -p.setting.threshold),
-        )
-        return best, True
-    return min(points, key=lambda p: (p.false_reject_rate, p.false_alarms_per_hour)), False
+        return min(meeting, key=fewest_alarms), True
+    return min(points, key=fewest_misses), False
 
 
 def measure(
