@@ -36,6 +36,7 @@ from edge_audio.errors import ConfigError
 from edge_audio.shipped import resolve_model
 from edge_audio.stream import StreamConfig
 
+from .card import command_of
 from .streams import (
     CALIBRATION_CONDITIONS,
     add_stream_arguments,
@@ -44,6 +45,7 @@ from .streams import (
 )
 from .threshold import (
     count_events,
+    decider_in_words,
     detector_and_groups,
     events_at,
     posteriors,
@@ -318,9 +320,7 @@ def card_section(stream: dict[str, Any]) -> str:
     verdict = verdict_of(cal)
     return (
         f"{CARD_SECTION}\n"
-        f"`edge-audio listen` detects with threshold {stream['threshold']:.2f} on the smoothed "
-        f"score (moving average of {stream['smoothing']} windows, {stream['min_count']} windows "
-        f"in a row, then {stream['suppression_s']:g} s of suppression): "
+        f"`edge-audio listen` detects with {decider_in_words(stream)}: "
         f"{100 * chosen['false_reject_rate']:.1f}% false rejects, "
         f"{chosen['false_alarms_per_hour']:.1f} false alarms per hour. {verdict}. "
         f"Measured through the device path ({cal['artefact']}) on {cal['streams']} streams "
@@ -328,7 +328,9 @@ def card_section(stream: dict[str, Any]) -> str:
         f"{describe_groups(cal['groups'])} clips, clean, in a room (RT60 0.4 s) and in that room "
         f"over real ambience at 10 dB SNR, and on {cal['negative_hours']:.2f} h of "
         f"{cal['negatives']} ({cal['negative_files']} files); never on the demo. "
-        "`--threshold` overrides it; `det.png` shows every setting.\n\n"
+        "`--threshold` overrides it; `det.png` shows every setting."
+        + (f" Set by `{cal['command']}`." if cal.get("command") else "")
+        + "\n\n"
         "| threshold | false rejects | false alarms | per hour | precision |\n"
         "|---|---|---|---|---|\n"
         f"{rows}\n"
@@ -349,6 +351,7 @@ def run(args: argparse.Namespace) -> int:
         args.clips,
         args.max_false_reject_rate,
     )
+    stream["chosen_on"]["command"] = command_of(args)
     write_stream_settings(args.bundle, stream, card_section(stream))
     det_plot(stream, Path(args.bundle) / "det.png")
     cal, chosen = stream["chosen_on"], stream["chosen_on"]["chosen"]

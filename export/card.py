@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -274,6 +276,12 @@ Trained on data under {licence.data}. Attribution:
 {licence.attribution}.
 """
     (out / "card.md").write_text(text)
+
+
+def command_of(args: argparse.Namespace) -> str | None:
+    """The command line that ran, as a card records it to be run again."""
+    argv = getattr(args, "argv", None)
+    return None if argv is None else "python -m export " + shlex.join(argv)
 
 
 def replace_card_section(bundle_dir: Path, heading: str, section: str) -> None:

@@ -20,7 +20,6 @@ card.py (manifest and model card).
 from __future__ import annotations
 
 import argparse
-import shlex
 import shutil
 import tempfile
 import time
@@ -28,7 +27,7 @@ from pathlib import Path
 
 from edge_audio.datasets import describe_groups
 
-from .card import DEFAULT_STREAM_STRIDE, write_card, write_manifest
+from .card import DEFAULT_STREAM_STRIDE, command_of, write_card, write_manifest
 from .to_onnx import export_onnx_fp32, export_onnx_int8
 from .to_tflite import converter_output, export_tflite_fp32, export_tflite_int8
 from .trained_run import QuantizeError, load_data, load_run
@@ -138,8 +137,7 @@ def quantize_command(args: argparse.Namespace) -> int:
             # Which files the model trained on: `edge-audio evaluate` warns when it scores them.
             digest=training.digest(),
         )
-        command = "python -m export " + " ".join(shlex.quote(a) for a in args.argv)
-        write_card(work, manifest, run, command)
+        write_card(work, manifest, run, command_of(args) or "python -m export quantize")
         if manifest.task == "detection" and not run.config.test_groups:
             print(
                 "  note: no held-out group to choose the stream threshold on (a final fit); "

@@ -24,7 +24,7 @@ from edge_audio.datasets import describe_groups
 from edge_audio.shipped import resolve_model
 from edge_audio.stream import StreamConfig
 
-from .card import replace_card_section
+from .card import command_of, replace_card_section
 from .streams import (
     Condition,
     add_stream_arguments,
@@ -155,7 +155,9 @@ def card_section(report: dict[str, Any]) -> str:
         f"and mixed over real ambience from negative recordings; {neg['false_alarms']} false "
         f"alarms in {neg['hours']:.2f} h of negative recordings it neither trained nor was "
         f"calibrated on ({neg['false_alarms_per_hour']:g} per hour). `robustness.png` shows "
-        "the same.\n\n"
+        "the same."
+        + (f" Measured by `{report['command']}`." if report.get("command") else "")
+        + "\n\n"
         f"| room | {header} |\n|---|{'---|' * len(snrs)}\n" + "\n".join(rows) + "\n"
     )
 
@@ -171,6 +173,7 @@ def run(args: argparse.Namespace) -> int:
         clips_per_room=args.clips,
         seed=args.seed,
     )
+    report["command"] = command_of(args)
     out = Path(args.out or args.bundle)
     out.mkdir(parents=True, exist_ok=True)
     (out / "robustness.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -193,6 +193,19 @@ def choose_threshold(
 CARD_SECTION = "## Streaming threshold"
 
 
+def decider_in_words(stream: dict[str, Any]) -> str:
+    """A stream setting as a card says it."""
+    score = (
+        "the score"
+        if stream["smoothing"] == 1
+        else f"the smoothed score (moving average of {stream['smoothing']} windows)"
+    )
+    return (
+        f"threshold {stream['threshold']:.2f} on {score}, {stream['min_count']} window(s) in a "
+        f"row, then {stream['suppression_s']:g} s of suppression"
+    )
+
+
 def card_section(stream: dict[str, Any]) -> str:
     cal = stream["chosen_on"]
     rows = "\n".join(
@@ -201,9 +214,7 @@ def card_section(stream: dict[str, Any]) -> str:
     )
     return (
         f"{CARD_SECTION}\n"
-        f"`edge-audio listen` detects with threshold {stream['threshold']:.2f} on the smoothed "
-        f"score (moving average of {stream['smoothing']} windows, {stream['min_count']} windows "
-        f"in a row, then {stream['suppression_s']:g} s of suppression). It was chosen, by best "
+        f"`edge-audio listen` detects with {decider_in_words(stream)}. It was chosen, by best "
         f"event F1, on {cal['streams']} streams ({cal['seconds'] / 60:.1f} min, "
         f"{cal['events']} words) built from the held-out {describe_groups(cal['groups'])} clips "
         f"with generated background noise, run through the device path ({cal['artefact']}); never "

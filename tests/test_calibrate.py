@@ -188,6 +188,8 @@ def test_calibrate_command_writes_det_png(tmp_path, bundle_copy):
     assert result.returncode == 0, result.stderr
     chosen_on = load_bundle(bundle_copy).manifest.stream.chosen_on
     assert chosen_on["max_false_reject_rate"] == 0.4
+    assert "--max-false-reject-rate 0.4" in chosen_on["command"]
+    assert "Set by `python -m export calibrate " in (bundle_copy / "card.md").read_text()
     assert chosen_on["chosen"]["false_reject_rate"] <= 0.4 or not chosen_on["target_met"]
 
 
@@ -232,4 +234,6 @@ def test_robustness_report_has_one_cell_per_room_and_counts_false_alarms(tmp_pat
     assert result.returncode == 0, result.stderr
     assert (bundle_copy / "robustness.png").exists()
     written = json.loads((bundle_copy / "robustness.json").read_text())
-    assert len(written["cells"]) == 15 and "## Robustness" in (bundle_copy / "card.md").read_text()
+    card = (bundle_copy / "card.md").read_text()
+    assert len(written["cells"]) == 15 and "## Robustness" in card
+    assert "Measured by `python -m export robustness " in card  # to be run again

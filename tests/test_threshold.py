@@ -21,6 +21,7 @@ pytest.importorskip("torch", reason="the export toolchain needs the train extra"
 
 from export.threshold import (
     choose_threshold,
+    decider_in_words,
     events_at,
     make_streams,
     posteriors,
@@ -28,6 +29,15 @@ from export.threshold import (
 )
 
 FSDD_BUNDLE = default_model()
+
+
+def test_a_card_says_the_decider_in_words():
+    raw = {"threshold": 0.45, "smoothing": 1, "min_count": 2, "suppression_s": 1.0}
+    assert decider_in_words(raw) == (
+        "threshold 0.45 on the score, 2 window(s) in a row, then 1 s of suppression"
+    )
+    smoothed = decider_in_words({**raw, "smoothing": 3})
+    assert "smoothed score (moving average of 3 windows)" in smoothed
 
 
 def test_streams_lay_clips_end_to_end_with_their_truth():
