@@ -85,8 +85,8 @@ def strip_dropout(model: Any) -> None:
     but torch.export keeps it as an op, and litert-torch then quantises the
     following Linear's bias with the scale observed after the dropout while the
     int8 graph feeds it the scale before the mean pooling: the bias came out 11x
-    too large, and a digit detector's int8 TFLite fell from 90% to 58% (the shipped
-    fsdd-digits lost 3.2 points to the same bug)."""
+    too large, and a digit detector's int8 TFLite fell from 90% to 58% (the
+    fsdd-digits shipped before it lost 3.8 points to it, recovered only by QAT)."""
     from torch import nn
 
     for module in model.modules():
