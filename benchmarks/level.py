@@ -37,7 +37,7 @@ from export.streams import (  # noqa: E402
     load_negative_audio,
     negative_events,
     positive_streams,
-    unheard,
+    unheard_sounds_and_talk,
 )
 from export.threshold import count_events, held_out_clips, posteriors  # noqa: E402
 
@@ -58,9 +58,8 @@ def measure(model: str, data: Path) -> dict[str, Any]:
     backend = load_backend(bundle)
     config = StreamConfig.for_bundle(bundle)
     training = bundle.manifest.training
-    seed = int((training.negatives or {}).get("seed", 0)) if training else 0
     rate = bundle.frontend.sample_rate
-    sounds = unheard(data / "esc50", seed) + unheard(data / "music_speech" / "music", seed)
+    sounds, _ = unheard_sounds_and_talk(bundle, data)
     audio, _ = load_negative_audio(sounds, rate)
     groups = list(training.test_groups) if training else ["theo"]
     clean = positive_streams(

@@ -38,7 +38,7 @@ from export.streams import (  # noqa: E402
     load_negative_audio,
     negative_events,
     positive_streams,
-    unheard,
+    unheard_sounds_and_talk,
 )
 from export.threshold import count_events, held_out_clips, posteriors  # noqa: E402
 
@@ -62,11 +62,9 @@ def main() -> int:
     backend = load_backend(bundle)
     config = StreamConfig.for_bundle(bundle)
     training = bundle.manifest.training
-    seed = int((training.negatives or {}).get("seed", 0)) if training else 0
     rate = bundle.frontend.sample_rate
     data = args.data
-    sounds = unheard(data / "esc50", seed) + unheard(data / "music_speech" / "music", seed)
-    talk = unheard(data / "music_speech" / "speech", seed)
+    sounds, talk = unheard_sounds_and_talk(bundle, data)
     rows: dict[str, Any] = {"model": bundle.name, "artefact": backend.artefact.name}
     rows["operating_point"] = {
         "threshold": config.threshold,

@@ -228,6 +228,16 @@ def unheard(folder: Path, seed: int) -> list[Path]:
     return [f for f in find_audio([folder]) if part_of(f, seed) != "train"]
 
 
+def unheard_sounds_and_talk(bundle: Bundle, data: Path) -> tuple[list[Path], list[Path]]:
+    """The benchmarks' negatives from `data` (../shared/data), as the bundle's own
+    split left them out of training: everyday sounds and music (ESC-50, GTZAN
+    music), and talk (GTZAN speech)."""
+    training = bundle.manifest.training
+    seed = int((training.negatives or {}).get("seed", 0)) if training else 0
+    sounds = unheard(data / "esc50", seed) + unheard(data / "music_speech" / "music", seed)
+    return sounds, unheard(data / "music_speech" / "speech", seed)
+
+
 def negative_events(
     bundle: Bundle, backend: Any, config: StreamConfig, audio: list[np.ndarray]
 ) -> tuple[int, float, Counter[str]]:
