@@ -5,6 +5,7 @@ usually holds (8 kHz spoken digits, 5 s environmental clips, 15-30 s music)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,6 +84,31 @@ EFFICIENTAT_MN04 = FrontendConfig(
     log="ln",
     offset=4.5,
     divisor=5.0,
+)
+
+# Google's speech embedding (export/speech_embedding.py) heard 16 kHz audio as
+# int16 samples: 25 ms periodic Hann windows every 10 ms in a 512-point FFT, 32
+# Slaney mels from 60 to 3,800 Hz, 10*log10(power), then x/10 + 2 (openWakeWord's
+# scaling). Our samples are floats in [-1, 1], so the int16 scale (+90.3 dB) goes
+# into the offset. The export it comes from clips at 80 dB under the clip's
+# loudest cell; a stream has no clip, so the floor is fixed instead, at -20 dB in
+# int16 units (feature 0: far under any microphone's own noise), which keeps the
+# padding of short clips and digital silence where the network expects quiet.
+_INT16_POWER = 32768.0**2
+SPEECH_EMBEDDING = FrontendConfig(
+    sample_rate=16000,
+    n_fft=512,
+    win_length=400,
+    hop_length=160,
+    n_mels=32,
+    fmin=60.0,
+    fmax=3800.0,
+    mel_scale="slaney",
+    mel_norm="slaney",
+    window="hann",
+    log_floor=1e-2 / _INT16_POWER,
+    offset=20.0 + 10.0 * math.log10(_INT16_POWER),
+    divisor=10.0,
 )
 
 PRESETS = {

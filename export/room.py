@@ -118,8 +118,12 @@ def mel_kernel(rir: np.ndarray, frontend: FrontendConfig) -> np.ndarray:
     """The impulse response as mel-band power per frame [K, mels], each band
     divided by its largest frame: what one frame of sound leaves in the frames
     after it."""
+    if frontend.log != "db":
+        raise ValueError("room kernels need a frontend whose log is in dB")
     padded = np.concatenate([rir, np.zeros(frontend.win_length, np.float32)])
-    power = np.power(10.0, LogMel(frontend)(padded).astype(np.float64) / 10)
+    features = LogMel(frontend)(padded).astype(np.float64)
+    db = features * frontend.divisor - frontend.offset  # undo a pretrained input's scaling
+    power = np.power(10.0, db / 10)
     first = int(np.argmax(power.sum(axis=1)))
     power = power[first:]
     power /= np.maximum(power.max(axis=0, keepdims=True), 1e-30)

@@ -263,6 +263,8 @@ def train_command(args: argparse.Namespace) -> int:
     log = Log(args.quiet or not world.main)
     if args.fit_all and not args.cv:
         raise ConfigError("--fit-all needs --cv: cross-validation chooses how long to train")
+    if args.negatives_per_file < 1:
+        raise ConfigError("--negatives-per-file must be at least 1")
     if args.backbone:
         from .transfer import train_on_backbone
 
@@ -271,15 +273,8 @@ def train_command(args: argparse.Namespace) -> int:
                 "--model picks a CNN trained from scratch; with --backbone the network is the "
                 "pretrained one (--size head, the default, or tiny)"
             )
-        if args.negatives:
-            raise ConfigError(
-                "--negatives trains a detector from scratch; with --backbone it is not "
-                "supported yet (train without --backbone, or leave --negatives out)"
-            )
         return train_on_backbone(args, PRESETS[args.layout], log)
     preset = resolve_preset(args)
-    if args.negatives_per_file < 1:
-        raise ConfigError("--negatives-per-file must be at least 1")
     for given, flag in (
         (args.teacher, "--teacher"),
         (args.head_l2, "--head-l2"),
@@ -490,6 +485,10 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         "  python -m export train --data ../shared/data/esc50 --layout esc50 "
         "--backbone efficientat-mn04 --fine-tune 5 --out runs/esc50-ft --cv --fit-all\n"
         "      (its top 5 stages retrained too: minutes per fold on a CPU)\n"
+        "  python -m export train --data ../shared/data/fsdd --layout fsdd "
+        "--backbone speech-embedding --negatives ../shared/data/esc50 --out runs/fsdd-se\n"
+        "      (spoken keywords: a head on Google's speech embedding; with --negatives a "
+        "detector, each clip also heard in rooms)\n"
         "\nThe last lines of the log are the checks: below the baseline, underfitting, still "
         "improving, few clips, no groups. They are also in metrics.json.\n",
     )
@@ -501,7 +500,8 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         "--backbone",
         metavar="NAME_OR_DIR",
         help="train a linear head on the frozen embedding of a pretrained network: a folder "
-        "holding its weights, or a name (efficientat-mn04) looked up in $EDGE_AUDIO_PRETRAINED, "
+        "holding its weights, or a name (efficientat-mn04 for sounds, speech-embedding for "
+        "spoken keywords) looked up in $EDGE_AUDIO_PRETRAINED, "
         "else ~/.cache/edge-audio/pretrained, then ../shared/pretrained; checked by sha256. "
         "The frontend and window become the network's own.",
     )

@@ -24,7 +24,7 @@ import hashlib
 import shlex
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,10 +32,21 @@ import numpy as np
 
 from edge_audio.datasets import describe_groups
 from edge_audio.errors import ConfigError, DatasetError
+from edge_audio.frontend import FrontendConfig
 from edge_audio.metrics import classification_report
 
 from . import checks
-from .data import ClipSet, FeatureCache, Split, WindowPlan, group_split, mean_per_clip
+from .augment import REVERB_SHARE, AugmentConfig, augment_batch
+from .data import (
+    BACKGROUND,
+    Clip,
+    ClipSet,
+    FeatureCache,
+    Split,
+    WindowPlan,
+    group_split,
+    mean_per_clip,
+)
 from .efficientat import SIZES as BACKBONE_SIZES
 from .efficientat import TINY_STAGES
 from .finetune import (
@@ -50,8 +61,10 @@ from .finetune import (
 )
 from .fit import Log
 from .folds import Fold, plan_folds
+from .negatives import Negatives
 from .presets import Preset
-from .pretrained import Located, load_network, locate
+from .pretrained import BackboneSpec, Located, load_network, locate
+from .room import room_method
 from .run_config import ModelRecord, RunConfig, RunWindow
 from .runs import FoldResult, merge_checks, run_baseline, write_cv_summary, write_run
 
@@ -148,15 +161,18 @@ class NetworkCache:
         return out.astype(np.float32)
 
 
-def embed_windows(network: Any) -> Callable[[np.ndarray], np.ndarray]:
-    """The pooled embedding of windows [n, frames, mels]: [n, D]."""
+def embed_windows(classifier: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """The pooled embedding of windows [n, frames, mels], as the classifier's
+    head sees it: [n, D]."""
 
     def compute(windows: np.ndarray) -> np.ndarray:
         import torch
 
-        x = torch.from_numpy(np.ascontiguousarray(windows.transpose(0, 2, 1)[:, None]))
+        x = torch.from_numpy(np.ascontiguousarray(windows[:, None]))
         with torch.inference_mode():
-            parts = [network.embed(x[i : i + EMBED_BATCH]) for i in range(0, len(x), EMBED_BATCH)]
+            parts = [
+                classifier.embed(x[i : i + EMBED_BATCH]) for i in range(0, len(x), EMBED_BATCH)
+            ]
         return torch.cat(parts).numpy().astype(np.float32)
 
     return compute
@@ -188,7 +204,10 @@ class BackboneData:
 
     clips: ClipSet
     network: Any
+    spec: BackboneSpec
+    frames: int  # the model window
     embeddings: list[np.ndarray]  # [windows, D] per clip, for the head alone
+    copies: Copies | None  # the clips heard in rooms over ambience (--negatives)
     activations: list[np.ndarray] | None  # [windows, C, F, T] below the cut, when fine-tuning
     cut: int  # first stage that trains (len(features): the head only)
     stages: int | None  # the student keeps the tagger's first `stages` (--size tiny)
@@ -201,6 +220,9 @@ class BackboneData:
         labels, n_classes = self.clips.label_ids(), len(self.clips.labels)
         if self.tune is None or self.activations is None:
             x, y, _ = _windows(self.embeddings, members, labels)
+            if self.copies is not None:
+                x2, y2 = self.copies.of(members, labels)
+                x, y = np.concatenate([x, x2]), np.concatenate([y, y2])
             return Probe(self, fit_head(x, y, n_classes, self.l2, self.seed))
         acts, y, _ = _windows(self.activations, members, labels)
         soft = None if teacher is None else _windows(teacher, members, labels)[0]
@@ -213,11 +235,22 @@ class BackboneData:
         """The network as trained from: pretrained stages, new layers seeded."""
         import torch
 
-        from .efficientat import BackboneClassifier
-
         torch.manual_seed(self.seed)
         network = copy.deepcopy(self.network)
-        return BackboneClassifier(network, len(self.clips.labels), self.stages)
+        return classifier_on(self.spec, network, len(self.clips.labels), self.frames, self.stages)
+
+
+def classifier_on(
+    spec: BackboneSpec, network: Any, n_classes: int, frames: int, stages: int | None = None
+) -> Any:
+    """A new head on `network` (shared, not copied), in the kit's window layout."""
+    if spec.family == "speech-embedding":
+        from .speech_embedding import SpeechEmbeddingClassifier
+
+        return SpeechEmbeddingClassifier(network, n_classes, frames)
+    from .efficientat import BackboneClassifier
+
+    return BackboneClassifier(network, n_classes, stages)
 
 
 @dataclass
@@ -346,19 +379,136 @@ def run_fold(
     return FoldResult(trained_on, state, [], 0, False, metrics, baseline, seconds, None, found)
 
 
+ROOM_COPIES = 2  # copies of each clip heard in a room over ambience, with --negatives
+# What a copy goes through, in the frontend's dB: a room half the time (RT60 from
+# --rt60), real ambience from the negatives most of the time (SNR from --snr), a
+# level change (the network hears absolute level) and another microphone's curve.
+COPY_AUGMENT = AugmentConfig(
+    shift=False,
+    gain_db=10.0,
+    snr_db=(0.0, 25.0),
+    noise_prob=0.8,
+    speed=0.1,
+    vtlp=0.0,
+    eq_db=6.0,
+    lowpass_prob=0.0,
+    time_masks=0,
+    freq_masks=0,
+    reverb_prob=REVERB_SHARE,
+)
+
+
+@dataclass
+class Copies:
+    """Embeddings of augmented copies of the dataset's clips, and whose copy each
+    is: a fold trains on the copies of its training clips only."""
+
+    embeddings: list[np.ndarray]  # [1, D] per copy
+    owner: np.ndarray  # the clip index of each copy
+
+    def of(self, members: Sequence[int], labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        chosen = np.flatnonzero(np.isin(self.owner, np.asarray(members)))
+        x = np.concatenate([self.embeddings[i] for i in chosen])
+        return x, labels[self.owner[chosen]]
+
+
+def copy_augment(args: argparse.Namespace) -> AugmentConfig:
+    """COPY_AUGMENT with the room and ambience options of `train` applied."""
+    from .train import checked_range
+
+    augment = COPY_AUGMENT
+    if args.rt60 is not None:
+        augment = replace(augment, rt60=checked_range(args.rt60, "--rt60", 0.05, 3.0))
+    if args.snr is not None:
+        augment = replace(augment, snr_db=checked_range(args.snr, "--snr", -10.0, 60.0))
+    if args.gain is not None:
+        if not 0 <= args.gain <= 60:
+            raise ConfigError(f"--gain must be between 0 and 60 dB, got {args.gain:g}")
+        augment = replace(augment, gain_db=args.gain)
+    return augment
+
+
+def room_copies(
+    clips: ClipSet,
+    negatives: Negatives,
+    frontend: FrontendConfig,
+    plan: WindowPlan,
+    augment: AugmentConfig,
+    seed: int,
+    log: Log,
+) -> tuple[ClipSet, np.ndarray]:
+    """ROOM_COPIES augmented windows of every dataset clip (not of the negatives),
+    drawn with their own seed, as a ClipSet the embedding cache can hold, and the
+    clip each copy came from. Augmentation works in dB: features times the
+    frontend's divisor are dB up to a constant, which no step here depends on."""
+    from .room import ROOMS, RoomConfig, kernel_bank
+    from .train import ambience
+
+    scale = np.float32(frontend.divisor)
+    rooms = kernel_bank(frontend, RoomConfig(augment.rt60), ROOMS, seed)
+    log(
+        f"rooms: {len(rooms)} impulse responses, RT60 {augment.rt60[0]:g}-{augment.rt60[1]:g} s "
+        f"({room_method()}); {ROOM_COPIES} copies of each clip, in rooms and over ambience at "
+        f"{augment.snr_db[0]:g}-{augment.snr_db[1]:g} dB SNR"
+    )
+    bank = [w * scale for w in ambience(negatives, seed)]
+    rng = np.random.default_rng(seed + 777)
+    made: list[Clip] = []
+    owner: list[int] = []
+    for i, clip in enumerate(clips.clips):
+        if clip.synthetic:
+            continue
+        window = plan.clip_windows(clip.features)[:1] * scale
+        for k in range(ROOM_COPIES):
+            out = augment_batch(window, augment, rng, bank, rooms)[0] / scale
+            out = np.maximum(out, np.float32(plan.floor)).astype(np.float32)
+            made.append(Clip(out, clip.label, clip.group, f"{clip.source}#room{k}", True))
+            owner.append(i)
+    return ClipSet(made, clips.labels), np.asarray(owner)
+
+
+def with_negatives(
+    args: argparse.Namespace, clips: ClipSet, cache: FeatureCache, plan: WindowPlan, log: Log
+) -> tuple[ClipSet, Negatives]:
+    """`--negatives` on a backbone: the train part of the negatives joins every
+    fold's training side as a `_background_` class (marked training-only, so no
+    fold tests on it); the validation and calibration parts stay unheard, for
+    `calibrate` and the benchmarks."""
+    from .negatives import load_negatives
+
+    negatives = load_negatives(
+        args.negatives, cache, plan, args.seed, args.negatives_per_file, not args.quiet
+    )
+    log(negatives.describe())
+    for skipped in negatives.skipped:
+        log(f"  skipped {skipped.path}: {skipped.reason}")
+    extra = [replace(c, synthetic=True) for c in negatives.parts["train"].clips]
+    labels = [*clips.labels, BACKGROUND] if BACKGROUND not in clips.labels else clips.labels
+    return ClipSet([*clips.clips, *extra], labels, clips.skipped), negatives
+
+
 def train_on_backbone(args: argparse.Namespace, preset: Preset, log: Log) -> int:
     located = locate(args.backbone)
     spec = located.spec
     log(f"backbone {spec.name} ({located.weights}, sha256 ok): {spec.source}; {spec.licence}")
     frontend = spec.frontend
     window_s, hop_s = BACKBONE_WINDOWS.get(args.layout, (preset.window_s, preset.hop_s))
+    window_s = spec.window_s or window_s
     window_s, hop_s = args.window or window_s, args.hop or hop_s
     from .train import dataset_record, load_dataset, window_plan
 
     plan = window_plan(frontend, window_s, hop_s, preset.mode)
     index, cache, clips = load_dataset(args, frontend, log)
+    negatives = None
+    if args.negatives:
+        clips, negatives = with_negatives(args, clips, cache, plan, log)
 
     size = args.size or "head"
+    if spec.family == "speech-embedding" and (size != "head" or args.fine_tune or args.teacher):
+        raise ConfigError(
+            f"{spec.name} trains a head on its frozen embeddings only: leave out --size, "
+            "--fine-tune and --teacher"
+        )
     if size not in BACKBONE_SIZES:
         raise ConfigError(
             f"--size {size}: with --backbone, 'head' (the whole network and a new head) or "
@@ -367,7 +517,8 @@ def train_on_backbone(args: argparse.Namespace, preset: Preset, log: Log) -> int
     started = time.time()
     network = load_network(located)
     kept = TINY_STAGES if size == "tiny" else None
-    total = len(network.features) if kept is None else kept + 1
+    total = 1 if spec.family == "speech-embedding" else len(network.features)
+    total = total if kept is None else kept + 1
     stages = parse_stages(args.fine_tune, total)
     if size == "tiny" and args.fine_tune is None:
         stages = total - TINY_FROZEN
@@ -393,9 +544,17 @@ def train_on_backbone(args: argparse.Namespace, preset: Preset, log: Log) -> int
             np.float16,
         ).outputs(clips, not args.quiet)
     else:
-        embeddings = NetworkCache(cache, located, plan, embed_windows(network)).outputs(
+        embedder = classifier_on(spec, network, len(clips.labels), plan.frames)
+        embeddings = NetworkCache(cache, located, plan, embed_windows(embedder)).outputs(
             clips, not args.quiet
         )
+    copies, augment = None, None
+    if negatives and not stages and args.reverb is not False:
+        augment = copy_augment(args)
+        made, owner = room_copies(clips, negatives, frontend, plan, augment, args.seed, log)
+        embedder = classifier_on(spec, network, len(clips.labels), plan.frames)
+        cached = NetworkCache(cache, located, plan, embed_windows(embedder))
+        copies = Copies(cached.outputs(made, not args.quiet), owner)
     log(
         f"{'frozen activations' if stages else 'embeddings'} of "
         f"{sum(len(e) for e in activations or embeddings)} windows ({window_s} s) in "
@@ -442,14 +601,31 @@ def train_on_backbone(args: argparse.Namespace, preset: Preset, log: Log) -> int
         ),
         frontend=frontend,
         labels=tuple(clips.labels),
+        background_class=BACKGROUND if negatives else None,
+        negatives=negatives.summary() if negatives else {},
         window=RunWindow(plan.frames, plan.mode, plan.hop, window_s, hop_s),
         dataset=dataset_record(args, index, clips),
         seed=args.seed,
+        augmentation={}
+        if augment is None
+        else {**augment.to_dict(), "copies": ROOM_COPIES, "rooms": room_method()},
         training=training,
         command="python -m export " + " ".join(shlex.quote(a) for a in args.argv),
     )
     data = BackboneData(
-        clips, network, embeddings, activations, cut, kept, l2, tune, args.seed, not args.quiet
+        clips,
+        network,
+        spec,
+        plan.frames,
+        embeddings,
+        copies,
+        activations,
+        cut,
+        kept,
+        l2,
+        tune,
+        args.seed,
+        not args.quiet,
     )
     teachers = None
     if args.teacher:

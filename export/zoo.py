@@ -210,6 +210,12 @@ class ModelSpec:
 def build_model(spec: ModelSpec) -> nn.Module:
     from .pretrained import BACKBONES
 
+    if spec.name in BACKBONES and BACKBONES[spec.name].family == "speech-embedding":
+        from .speech_embedding import SpeechEmbedding, SpeechEmbeddingClassifier
+
+        if spec.size != "head":
+            raise ConfigError(f"{spec.name} comes as 'head' only (the whole network)")
+        return SpeechEmbeddingClassifier(SpeechEmbedding(), spec.n_classes, spec.input_shape[0])
     if spec.name in BACKBONES:  # weights come from the run's checkpoint
         from .efficientat import SIZES as BACKBONE_SIZES
         from .efficientat import TINY_STAGES, BackboneClassifier, MobileNetV3Audio

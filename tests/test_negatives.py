@@ -150,7 +150,6 @@ def test_negatives_turn_a_folder_model_into_a_detector(tmp_path):
     [
         (["--no-background"], "cannot go with --no-background"),
         (["--negatives-per-file", "0"], "--negatives-per-file must be at least 1"),
-        (["--backbone", "efficientat-mn04"], "not supported yet"),
         (["--rt60", "0.9", "0.2"], "--rt60 LOW HIGH"),
         (["--snr", "10", "100"], "--snr LOW HIGH"),
     ],
