@@ -379,6 +379,7 @@ def run_fold(
     return FoldResult(trained_on, state, [], 0, False, metrics, baseline, seconds, None, found)
 
 
+OTHER_WORDS_PER_VOICE = 15  # espeak-ng words that are not classes, per synthetic speaker
 ROOM_COPIES = 2  # copies of each clip heard in a room over ambience, with --negatives
 # What a copy goes through, in the frontend's dB: a room half the time (RT60 from
 # --rt60), real ambience from the negatives most of the time (SNR from --snr), a
@@ -468,12 +469,18 @@ def room_copies(
 
 
 def with_negatives(
-    args: argparse.Namespace, clips: ClipSet, cache: FeatureCache, plan: WindowPlan, log: Log
+    args: argparse.Namespace,
+    clips: ClipSet,
+    cache: FeatureCache,
+    plan: WindowPlan,
+    voices: int,
+    log: Log,
 ) -> tuple[ClipSet, Negatives]:
     """`--negatives` on a backbone: the train part of the negatives joins every
     fold's training side as a `_background_` class (marked training-only, so no
     fold tests on it); the validation and calibration parts stay unheard, for
-    `calibrate` and the benchmarks."""
+    `calibrate` and the benchmarks. With synthetic speakers (`voices`), words that
+    are not classes, said by espeak-ng, join the background too."""
     from .negatives import load_negatives
 
     negatives = load_negatives(
@@ -483,8 +490,26 @@ def with_negatives(
     for skipped in negatives.skipped:
         log(f"  skipped {skipped.path}: {skipped.reason}")
     extra = [replace(c, synthetic=True) for c in negatives.parts["train"].clips]
+    words = other_words(clips, args, cache, OTHER_WORDS_PER_VOICE * voices)
+    if words:
+        log(f"other words: {len(words)} espeak-ng words that are no class, as background")
+    extra += words
     labels = [*clips.labels, BACKGROUND] if BACKGROUND not in clips.labels else clips.labels
     return ClipSet([*clips.clips, *extra], labels, clips.skipped), negatives
+
+
+def other_words(
+    clips: ClipSet, args: argparse.Namespace, cache: FeatureCache, count: int
+) -> list[Clip]:
+    """Words that are not classes, said by espeak-ng voices, as training-only
+    background: talk is what a keyword detector mistakes most."""
+    from .material import non_target_speech
+
+    said = non_target_speech(clips.labels, args.layout, cache, count, args.seed)
+    return [
+        Clip(cache.features_of(a, "other-words"), BACKGROUND, "synth", f"other-word{i}", True)
+        for i, a in enumerate(said)
+    ]
 
 
 def train_on_backbone(args: argparse.Namespace, preset: Preset, log: Log) -> int:
@@ -499,9 +524,17 @@ def train_on_backbone(args: argparse.Namespace, preset: Preset, log: Log) -> int
 
     plan = window_plan(frontend, window_s, hop_s, preset.mode)
     index, cache, clips = load_dataset(args, frontend, log)
+    from .material import synthetic_speakers
+
+    dataset = dataset_record(args, index, clips)  # the user's clips, before any added
+    count = preset.synth_speakers if args.synth_speakers is None else args.synth_speakers
+    synth, voice_names = synthetic_speakers(clips, args.layout, count, cache, args.seed, log)
+    if synth:
+        log(f"synthetic speakers: {len(voice_names)} espeak-ng voices, training only")
+        clips = ClipSet([*clips.clips, *synth], clips.labels, clips.skipped)
     negatives = None
     if args.negatives:
-        clips, negatives = with_negatives(args, clips, cache, plan, log)
+        clips, negatives = with_negatives(args, clips, cache, plan, len(voice_names), log)
 
     size = args.size or "head"
     if spec.family == "speech-embedding" and (size != "head" or args.fine_tune or args.teacher):
@@ -604,7 +637,8 @@ def train_on_backbone(args: argparse.Namespace, preset: Preset, log: Log) -> int
         background_class=BACKGROUND if negatives else None,
         negatives=negatives.summary() if negatives else {},
         window=RunWindow(plan.frames, plan.mode, plan.hop, window_s, hop_s),
-        dataset=dataset_record(args, index, clips),
+        dataset=dataset,
+        synthetic_speakers=tuple(voice_names),
         seed=args.seed,
         augmentation={}
         if augment is None

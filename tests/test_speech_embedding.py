@@ -125,6 +125,7 @@ def test_a_digit_detector_on_the_embedding_trains_with_negatives_and_exports_int
     common = ["--cache", str(cache), "--quiet"]
     train = ["train", "--data", str(data), "--layout", "fsdd", "--backbone", "speech-embedding"]
     train += ["--holdout-group", "theo", "--limit", "4", "--negatives", str(negatives)]
+    train += ["--synth-speakers", "1"]
     assert export_main([*train, "--out", str(run), *common]) == 0
     config = json.loads((run / "config.json").read_text())
     assert config["model"]["backbone"]["name"] == "speech-embedding"
@@ -132,6 +133,12 @@ def test_a_digit_detector_on_the_embedding_trains_with_negatives_and_exports_int
     assert config["negatives"]["train"]["files"] > 0
     assert config["augmentation"]["copies"] == 2 and config["augmentation"]["reverb_prob"] > 0
     assert config["frontend"]["n_mels"] == 32 and config["window"]["frames"] == 138
+    from export.synth import have_espeak
+
+    # One espeak-ng voice saying the digits, and 15 other words as background.
+    assert len(config["synthetic_speakers"]) == (1 if have_espeak() else 0)
+    assert ("other words: 15 espeak-ng" in (run / "train.log").read_text()) == have_espeak()
+    assert config["dataset"]["clips"] == 5 * 10 * 4  # the user's clips only
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["test"]["accuracy"] >= 0.7  # theo, unheard, from 4 clips a digit a speaker
 
