@@ -34,6 +34,7 @@ FULL_LANE_ONLY = {
     "test_calibrate.py",  # the export toolchain
     "test_bundle.py",  # builds a bundle with torch and litert-torch
     "test_pretrained.py",  # torch and the pretrained weights
+    "test_speech_embedding.py",  # torch, onnx and the pretrained weights
     "test_frontend_reference.py",  # librosa
     "test_tflite_runtime.py",  # the numpy<2 tflite-runtime venv
     "test_listen_mic.py",  # pyaudio (portaudio19-dev) and PulseAudio
