@@ -158,21 +158,44 @@ def _verify(located: Located) -> Located:
     return located
 
 
+def new_network(spec: BackboneSpec) -> Any:
+    """The network `spec` names, with fresh weights: the one place that knows
+    which code defines each family."""
+    if spec.family == "speech-embedding":
+        from .speech_embedding import SpeechEmbedding
+
+        return SpeechEmbedding()
+    from .efficientat import MobileNetV3Audio
+
+    return MobileNetV3Audio(spec.width)
+
+
+def classifier_on(
+    spec: BackboneSpec, network: Any, n_classes: int, frames: int, stages: int | None = None
+) -> Any:
+    """A new head on `network` (shared, not copied), in the kit's window layout
+    [batch, 1, frames, mels]; `stages` keeps only an EfficientAT tagger's first ones."""
+    if spec.family == "speech-embedding":
+        from .speech_embedding import SpeechEmbeddingClassifier
+
+        return SpeechEmbeddingClassifier(network, n_classes, frames)
+    from .efficientat import BackboneClassifier
+
+    return BackboneClassifier(network, n_classes, stages)
+
+
 def load_network(located: Located) -> Any:
     """The pretrained network, weights loaded, in eval mode."""
     import torch
 
+    network = new_network(located.spec)
     if located.spec.family == "speech-embedding":
-        from .speech_embedding import SpeechEmbedding, load_onnx_weights
+        from .speech_embedding import load_onnx_weights
 
         try:
-            return load_onnx_weights(SpeechEmbedding(), located.weights)
+            return load_onnx_weights(network, located.weights)
         except ValueError as exc:
             raise PretrainedError(str(exc)) from None
-
-    from .efficientat import MobileNetV3Audio
-
-    network = MobileNetV3Audio(located.spec.width)
     state = torch.load(located.weights, map_location="cpu", weights_only=True)
     network.load_state_dict(state, strict=True)
     return network.eval()

@@ -214,12 +214,7 @@ def prepare(args: argparse.Namespace, preset: Preset, log: Log) -> tuple[Any, Ma
     plan = window_plan(cache.config, preset.window_s, preset.hop_s, preset.mode)
     negatives = None
     if args.negatives:
-        negatives = load_negatives(
-            args.negatives, cache, plan, args.seed, args.negatives_per_file, not args.quiet
-        )
-        log(negatives.describe())
-        for s in negatives.skipped:
-            log(f"  skipped {s.path}: {s.reason}")
+        negatives = load_logged_negatives(args, cache, plan, log)
         bank += ambience(negatives, args.seed)
     speech = (
         non_target_speech(clips.labels, args.layout, cache, 240, args.seed) if background else []
@@ -242,6 +237,19 @@ def prepare(args: argparse.Namespace, preset: Preset, log: Log) -> tuple[Any, Ma
         rooms,
     )
     return (index, voice_names), material
+
+
+def load_logged_negatives(
+    args: argparse.Namespace, cache: FeatureCache, plan: WindowPlan, log: Log
+) -> Negatives:
+    """--negatives, split and cut into windows, and what was read said in the log."""
+    negatives = load_negatives(
+        args.negatives, cache, plan, args.seed, args.negatives_per_file, not args.quiet
+    )
+    log(negatives.describe())
+    for skipped in negatives.skipped:
+        log(f"  skipped {skipped.path}: {skipped.reason}")
+    return negatives
 
 
 def ambience(negatives: Negatives, seed: int, count: int = 256) -> list[np.ndarray]:
@@ -408,6 +416,19 @@ def reverb_on(args: argparse.Namespace) -> bool:
     return bool(args.negatives) if args.reverb is None else args.reverb
 
 
+def with_room_options(augment: AugmentConfig, args: argparse.Namespace) -> AugmentConfig:
+    """`augment` with --gain, --rt60 and --snr applied, each checked."""
+    if args.gain is not None:
+        if not 0 <= args.gain <= 60:
+            raise ConfigError(f"--gain must be between 0 and 60 dB, got {args.gain:g}")
+        augment = replace(augment, gain_db=args.gain)
+    if args.rt60 is not None:
+        augment = replace(augment, rt60=checked_range(args.rt60, "--rt60", 0.05, 3.0))
+    if args.snr is not None:
+        augment = replace(augment, snr_db=checked_range(args.snr, "--snr", -10.0, 60.0))
+    return augment
+
+
 def resolve_preset(args: argparse.Namespace) -> Preset:
     from .presets import MODELS, SIZES
 
@@ -429,16 +450,9 @@ def resolve_preset(args: argparse.Namespace) -> Preset:
         augment = replace(augment, vtlp=args.vtlp)
     if args.speed is not None:
         augment = replace(augment, speed=args.speed)
-    if args.gain is not None:
-        if not 0 <= args.gain <= 60:
-            raise ConfigError(f"--gain must be between 0 and 60 dB, got {args.gain:g}")
-        augment = replace(augment, gain_db=args.gain)
     if reverb_on(args) and not args.no_augment:
         augment = replace(augment, reverb_prob=REVERB_SHARE)
-    if args.rt60 is not None:
-        augment = replace(augment, rt60=checked_range(args.rt60, "--rt60", 0.05, 3.0))
-    if args.snr is not None:
-        augment = replace(augment, snr_db=checked_range(args.snr, "--snr", -10.0, 60.0))
+    augment = with_room_options(augment, args)
     changes: dict[str, Any] = {"model": model, "size": size, "augment": augment}
     if args.epochs:
         changes["epochs"] = args.epochs

@@ -63,7 +63,7 @@ from .fit import Log
 from .folds import Fold, plan_folds
 from .negatives import Negatives
 from .presets import Preset
-from .pretrained import BackboneSpec, Located, load_network, locate
+from .pretrained import BackboneSpec, Located, classifier_on, load_network, locate
 from .room import room_method
 from .run_config import ModelRecord, RunConfig, RunWindow
 from .runs import FoldResult, merge_checks, run_baseline, write_cv_summary, write_run
@@ -240,19 +240,6 @@ class BackboneData:
         return classifier_on(self.spec, network, len(self.clips.labels), self.frames, self.stages)
 
 
-def classifier_on(
-    spec: BackboneSpec, network: Any, n_classes: int, frames: int, stages: int | None = None
-) -> Any:
-    """A new head on `network` (shared, not copied), in the kit's window layout."""
-    if spec.family == "speech-embedding":
-        from .speech_embedding import SpeechEmbeddingClassifier
-
-        return SpeechEmbeddingClassifier(network, n_classes, frames)
-    from .efficientat import BackboneClassifier
-
-    return BackboneClassifier(network, n_classes, stages)
-
-
 @dataclass
 class Probe:
     data: BackboneData
@@ -415,18 +402,9 @@ class Copies:
 
 def copy_augment(args: argparse.Namespace) -> AugmentConfig:
     """COPY_AUGMENT with the room and ambience options of `train` applied."""
-    from .train import checked_range
+    from .train import with_room_options
 
-    augment = COPY_AUGMENT
-    if args.rt60 is not None:
-        augment = replace(augment, rt60=checked_range(args.rt60, "--rt60", 0.05, 3.0))
-    if args.snr is not None:
-        augment = replace(augment, snr_db=checked_range(args.snr, "--snr", -10.0, 60.0))
-    if args.gain is not None:
-        if not 0 <= args.gain <= 60:
-            raise ConfigError(f"--gain must be between 0 and 60 dB, got {args.gain:g}")
-        augment = replace(augment, gain_db=args.gain)
-    return augment
+    return with_room_options(COPY_AUGMENT, args)
 
 
 def room_copies(
@@ -481,14 +459,9 @@ def with_negatives(
     fold tests on it); the validation and calibration parts stay unheard, for
     `calibrate` and the benchmarks. With synthetic speakers (`voices`), words that
     are not classes, said by espeak-ng, join the background too."""
-    from .negatives import load_negatives
+    from .train import load_logged_negatives
 
-    negatives = load_negatives(
-        args.negatives, cache, plan, args.seed, args.negatives_per_file, not args.quiet
-    )
-    log(negatives.describe())
-    for skipped in negatives.skipped:
-        log(f"  skipped {skipped.path}: {skipped.reason}")
+    negatives = load_logged_negatives(args, cache, plan, log)
     extra = [replace(c, synthetic=True) for c in negatives.parts["train"].clips]
     words = other_words(clips, args, cache, OTHER_WORDS_PER_VOICE * voices)
     if words:
@@ -578,16 +551,13 @@ def train_on_backbone(args: argparse.Namespace, preset: Preset, log: Log) -> int
         ).outputs(clips, not args.quiet)
     else:
         embedder = classifier_on(spec, network, len(clips.labels), plan.frames)
-        embeddings = NetworkCache(cache, located, plan, embed_windows(embedder)).outputs(
-            clips, not args.quiet
-        )
+        embedded = NetworkCache(cache, located, plan, embed_windows(embedder))
+        embeddings = embedded.outputs(clips, not args.quiet)
     copies, augment = None, None
     if negatives and not stages and args.reverb is not False:
         augment = copy_augment(args)
         made, owner = room_copies(clips, negatives, frontend, plan, augment, args.seed, log)
-        embedder = classifier_on(spec, network, len(clips.labels), plan.frames)
-        cached = NetworkCache(cache, located, plan, embed_windows(embedder))
-        copies = Copies(cached.outputs(made, not args.quiet), owner)
+        copies = Copies(embedded.outputs(made, not args.quiet), owner)
     log(
         f"{'frozen activations' if stages else 'embeddings'} of "
         f"{sum(len(e) for e in activations or embeddings)} windows ({window_s} s) in "

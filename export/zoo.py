@@ -208,23 +208,20 @@ class ModelSpec:
 
 
 def build_model(spec: ModelSpec) -> nn.Module:
-    from .pretrained import BACKBONES
+    from .pretrained import BACKBONES, classifier_on, new_network
 
-    if spec.name in BACKBONES and BACKBONES[spec.name].family == "speech-embedding":
-        from .speech_embedding import SpeechEmbedding, SpeechEmbeddingClassifier
-
-        if spec.size != "head":
-            raise ConfigError(f"{spec.name} comes as 'head' only (the whole network)")
-        return SpeechEmbeddingClassifier(SpeechEmbedding(), spec.n_classes, spec.input_shape[0])
     if spec.name in BACKBONES:  # weights come from the run's checkpoint
         from .efficientat import SIZES as BACKBONE_SIZES
-        from .efficientat import TINY_STAGES, BackboneClassifier, MobileNetV3Audio
+        from .efficientat import TINY_STAGES
 
+        backbone = BACKBONES[spec.name]
+        if backbone.family == "speech-embedding" and spec.size != "head":
+            raise ConfigError(f"{spec.name} comes as 'head' only (the whole network)")
         if spec.size not in BACKBONE_SIZES:
             raise ConfigError(f"{spec.name} comes as 'head' (the whole network) or 'tiny'")
         stages = TINY_STAGES if spec.size == "tiny" else None
-        backbone = MobileNetV3Audio(BACKBONES[spec.name].width)
-        return BackboneClassifier(backbone, spec.n_classes, stages)
+        frames = spec.input_shape[0]
+        return classifier_on(backbone, new_network(backbone), spec.n_classes, frames, stages)
     if spec.name not in SIZES:
         raise ConfigError(f"unknown model '{spec.name}' (choose from {', '.join(MODELS)})")
     if spec.size not in SIZES[spec.name]:
