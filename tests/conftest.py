@@ -20,6 +20,17 @@ def shared_dataset(name: str) -> Path:
     return path
 
 
+def shared_pretrained(name: str, weights: str) -> Path:
+    """Folder of a pretrained network in ../shared/pretrained, or skip saying why."""
+    folder = (REPO.parent / "shared" / "pretrained" / name).resolve()
+    if not (folder / weights).is_file():
+        reason = f"needs the pretrained weights in {folder} (../shared/pretrained is absent)"
+        if os.environ.get("EDGE_AUDIO_REQUIRE_SHARED"):
+            pytest.fail(reason + ", and EDGE_AUDIO_REQUIRE_SHARED is set")
+        pytest.skip(reason)
+    return folder
+
+
 # The device lane (scripts/run-device-tests.sh) runs the tests of the device side
 # in a venv with only what a board installs (numpy, scipy, ai-edge-litert) plus
 # pytest: these modules need the toolchain, a reference library, the old

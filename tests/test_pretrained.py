@@ -14,7 +14,7 @@ import pytest
 
 from edge_audio.audio import load_audio, write_wav
 
-from .conftest import REPO
+from .conftest import REPO, shared_pretrained
 
 pytestmark = pytest.mark.toolchain
 torch = pytest.importorskip("torch", reason="the pretrained networks need the train extra")
@@ -25,12 +25,7 @@ MN04 = SHARED_PRETRAINED / "efficientat-mn04"
 
 @pytest.fixture(scope="module")
 def mn04_dir() -> Path:
-    if not (MN04 / "mn04_as_mAP_432.pt").is_file():
-        reason = f"needs the pretrained weights in {MN04} (../shared/pretrained is absent)"
-        if os.environ.get("EDGE_AUDIO_REQUIRE_SHARED"):
-            pytest.fail(reason + ", and EDGE_AUDIO_REQUIRE_SHARED is set")
-        pytest.skip(reason)
-    return MN04
+    return shared_pretrained("efficientat-mn04", "mn04_as_mAP_432.pt")
 
 
 def test_locates_by_folder_and_by_name_through_the_environment(mn04_dir, monkeypatch):

@@ -45,6 +45,16 @@ def test_impulse_responses_decay_as_long_as_asked(method, rt60):
     assert decay_time(rir, 16000) == pytest.approx(rt60, rel=0.45)
 
 
+def test_a_room_kernel_is_the_same_whatever_scaling_the_frontend_adds():
+    """A pretrained network's frontend maps dB to its own units ((dB + offset) /
+    divisor); the room it is heard in must not change with that map."""
+    rir = generated_rir(FRONTEND.sample_rate, 0.5, np.random.default_rng(0))
+    scaled = replace(FRONTEND, offset=110.3, divisor=10.0)
+    np.testing.assert_allclose(mel_kernel(rir, scaled), mel_kernel(rir, FRONTEND), atol=1e-4)
+    with pytest.raises(ValueError, match="log is in dB"):
+        mel_kernel(rir, replace(FRONTEND, log="ln"))
+
+
 def test_bad_room_settings_are_clear_errors():
     with pytest.raises(ValueError, match="rt60 range"):
         RoomConfig(rt60=(0.9, 0.2))

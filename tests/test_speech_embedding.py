@@ -5,7 +5,6 @@ its frozen embeddings with negatives, exported, quantised and verified."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -13,22 +12,15 @@ import pytest
 
 from edge_audio.audio import load_audio, write_wav
 
-from .conftest import REPO, shared_dataset
+from .conftest import shared_dataset, shared_pretrained
 
 pytestmark = pytest.mark.toolchain
 torch = pytest.importorskip("torch", reason="the pretrained networks need the train extra")
 
-SPEECH = (REPO.parent / "shared" / "pretrained" / "speech-embedding").resolve()
-
 
 @pytest.fixture(scope="module")
 def speech_dir() -> Path:
-    if not (SPEECH / "embedding_model.onnx").is_file():
-        reason = f"needs the pretrained weights in {SPEECH} (../shared/pretrained is absent)"
-        if os.environ.get("EDGE_AUDIO_REQUIRE_SHARED"):
-            pytest.fail(reason + ", and EDGE_AUDIO_REQUIRE_SHARED is set")
-        pytest.skip(reason)
-    return SPEECH
+    return shared_pretrained("speech-embedding", "embedding_model.onnx")
 
 
 def test_the_frontend_gives_the_melspectrogram_the_network_was_trained_on(speech_dir):
