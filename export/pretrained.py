@@ -38,7 +38,6 @@ class BackboneSpec:
     weights: str  # file name inside the folder
     sha256: str
     frontend: FrontendConfig  # the input it was trained on, exactly
-    embedding_size: int  # what the head sees
     source: str
     licence: str
     family: str = "efficientat"  # "efficientat" or "speech-embedding": which code defines it
@@ -62,7 +61,6 @@ BACKBONES: dict[str, BackboneSpec] = {
         weights="mn04_as_mAP_432.pt",
         sha256="899a8c6217063f6941793102a2780b3dd788ab11fce468d9cf5f0577c453321c",
         frontend=EFFICIENTAT_MN04,
-        embedding_size=384,
         source=(
             "EfficientAT mn04_as (Schmid, Koutini, Widmer, ICASSP 2023), AudioSet mAP 0.432, "
             "github.com/fschmid56/EfficientAT release v0.0.1"
@@ -76,7 +74,6 @@ BACKBONES: dict[str, BackboneSpec] = {
         weights="embedding_model.onnx",
         sha256="70d164290c1d095d1d4ee149bc5e00543250a7316b59f31d056cff7bd3075c1f",
         frontend=SPEECH_EMBEDDING,
-        embedding_size=2 * 96,  # mean and max over sub-windows
         source=(
             "Google's speech_embedding (tfhub.dev/google/speech_embedding/1), in the ONNX "
             "conversion of the openWakeWord project (github.com/dscripka/openWakeWord)"

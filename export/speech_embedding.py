@@ -27,7 +27,6 @@ import torch
 from torch import nn
 
 FRAMES = 76  # one embedding's input: 0.76 s
-BANDS = 32
 EMBEDDING = 96
 SUB_HOP = 16  # frames between sub-windows of a longer window (80 ms, as openWakeWord)
 LEAK = 0.2
