@@ -75,9 +75,10 @@ def quantize_command(args: argparse.Namespace) -> int:
             f"  final fit on every group: int8 is verified against fp32 on {held.truth.size} "
             "of its own clips; the accuracy estimate is the run's cross-validation"
         )
-    work = Path(
-        tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent if out.parent.exists() else None)
-    )
+    # Built beside `out` and renamed into place, so a failed run leaves no half bundle;
+    # the rename needs them on one filesystem, so the parent is made here.
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
         steps = [
             ("model.fp32.onnx", lambda p: export_onnx_fp32(run, p)),

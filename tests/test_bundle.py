@@ -216,7 +216,7 @@ def test_a_failing_int8_verification_refuses_then_qat_then_allow_regression(
     assert "--allow-regression writes the bundle anyway" in err
     assert not refused.exists()
 
-    allowed = tmp_path / "allowed"
+    allowed = tmp_path / "not" / "yet" / "allowed"  # its parents are made
     code = export_main([*common, "--out", str(allowed), "--qat-epochs", "1", "--allow-regression"])
     out = capsys.readouterr().out
     assert code == 0
