@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -162,12 +163,25 @@ def cv_estimate(run: Run) -> dict[str, Any] | None:
     estimate = json.loads(path.read_text()).get("estimate")
     if not estimate:
         return None
-    return {
+    summary = {
         "accuracy_mean": estimate["accuracy"]["mean"],
         "accuracy_min": estimate["accuracy"]["min"],
         "folds": {f["name"]: f["accuracy"] for f in estimate["folds"]},
         "note": "fp32, each fold's model tested on its held-out group",
     }
+    if "segment_accuracy" in estimate:  # long clips, each window scored on its own
+        summary["segment_accuracy_mean"] = estimate["segment_accuracy"]["mean"]
+        summary["segment_accuracy_min"] = estimate["segment_accuracy"]["min"]
+    return summary
+
+
+def segment_estimate(cv: Mapping[str, Any]) -> str:
+    if "segment_accuracy_mean" not in cv:
+        return ""
+    return (
+        f"; window by window, as a stream is labelled: {100 * cv['segment_accuracy_mean']:.1f}% "
+        f"mean (min {100 * cv['segment_accuracy_min']:.1f}%)"
+    )
 
 
 def how_trained(training: TrainingRecord) -> str:
@@ -179,6 +193,7 @@ def how_trained(training: TrainingRecord) -> str:
             "on every group (a final fit after the cross-validation, trained as long as its "
             f"folds were; nothing held out). Cross-validated estimate (fp32): "
             f"{100 * cv.get('accuracy_mean', float('nan')):.1f}% mean ({folds})"
+            + segment_estimate(cv)
         )
     validation = (
         f" and {describe_groups(list(training.validation_groups))} for validation"

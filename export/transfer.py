@@ -206,6 +206,7 @@ class BackboneData:
     network: Any
     spec: BackboneSpec
     frames: int  # the model window
+    segments: bool  # long clips are also scored window by window (the preset's mode)
     embeddings: list[np.ndarray]  # [windows, D] per clip, for the head alone
     copies: Copies | None  # the clips heard in rooms over ambience (--negatives)
     activations: list[np.ndarray] | None  # [windows, C, F, T] below the cut, when fine-tuning
@@ -327,6 +328,14 @@ def clip_report(fitted: Fitted, members: Sequence[int], clips: ClipSet) -> dict[
     return classification_report(labels[list(members)], probs.argmax(1), clips.labels)
 
 
+def segment_report(fitted: Fitted, members: Sequence[int], clips: ClipSet) -> dict[str, Any]:
+    """Each window on its own, as a stream is labelled segment by segment."""
+    probs, owner = fitted.window_probabilities(members)
+    truth = clips.label_ids()[np.asarray(members)[owner]]
+    report = classification_report(truth, probs.argmax(1), clips.labels)
+    return {k: report[k] for k in ("n", "accuracy", "macro_f1")}
+
+
 def run_fold(
     data: BackboneData, fold: Fold, log: Log, teachers: Teachers | None = None
 ) -> FoldResult:
@@ -346,6 +355,8 @@ def run_fold(
         "validation": clip_report(fitted, [], clips),
         "test": clip_report(fitted, split.test, clips),
     }
+    if data.segments and split.test:
+        metrics["test_segments"] = segment_report(fitted, split.test, clips)
     baseline = run_baseline(clips, Split(train, [], split.test, [], [])) if split.test else {}
     seconds = time.time() - start
     if split.test:
@@ -621,6 +632,7 @@ def train_on_backbone(args: argparse.Namespace, preset: Preset, log: Log) -> int
         network,
         spec,
         plan.frames,
+        preset.mode == "segments",
         embeddings,
         copies,
         activations,

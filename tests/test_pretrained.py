@@ -122,6 +122,9 @@ def test_a_head_on_the_frozen_backbone_trains_exports_and_verifies(mn04_dir, tmp
     assert export_main([*args, "--out", str(run), "--cv", "--fit-all"]) == 0
     cv = json.loads((run / "cv.json").read_text())
     assert cv["accuracy"]["mean"] >= 0.9  # three sounds AudioSet knows well
+    # Long clips are also scored window by window, as the CNN's runs are.
+    assert cv["segment_accuracy"]["mean"] >= 0.8
+    assert all(f["segment_accuracy"] is not None for f in cv["folds"])
     config = json.loads((run / "config.json").read_text())
     assert config["model"]["backbone"]["sha256"].startswith("899a8c62")
     assert config["model"]["normalisation"] == "none"
@@ -137,6 +140,7 @@ def test_a_head_on_the_frozen_backbone_trains_exports_and_verifies(mn04_dir, tmp
     assert manifest["frontend"]["pre_emphasis"] == pytest.approx(0.97)
     card = (bundle / "card.md").read_text()
     assert "EfficientAT mn04_as" in card and "MIT" in card
+    assert "window by window, as a stream is labelled" in card  # the segment estimate
 
     from edge_audio.backends import load_backend
     from edge_audio.bundle import load_bundle
