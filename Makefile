@@ -81,7 +81,7 @@ models: $(VENV)/.installed
 		--max-false-reject-rate 0.3
 	$(PY) -m export robustness fsdd-digits --data $(DATA)/fsdd --layout fsdd
 	$(PY) -m export train --data $(DATA)/music_speech --layout folder --out runs/music-speech \
-		--model dscnn --size small --refit
+		--backbone efficientat-mn04 --cv --fit-all
 	$(PY) -m export quantize runs/music-speech --out models/music-speech
 	$(PY) -m export train --data $(DATA)/esc50 --layout esc50 --out runs/esc50 \
 		--backbone efficientat-mn04 --fine-tune 10 --cv --fit-all

@@ -324,9 +324,13 @@ def test_listen_simulate_never_imports_heavy_packages():
 def test_music_speech_label_track_follows_a_real_stream(tmp_path):
     data = shared_dataset("music_speech")
     bundle = load_bundle(shipped_models()["music-speech"])
-    held_out = list(bundle.manifest.training.test_groups)
-    music = next(g for g in held_out if g.startswith("music/"))
-    speech = next(g for g in held_out if g.startswith("speech/"))
+    # Recordings it never heard when it has them; a bundle fitted on every recording
+    # (its estimate is its cross-validation) is checked on two of its own: the test is
+    # of the label track through listen, not of accuracy.
+    training = bundle.manifest.training
+    recordings = list(training.test_groups) or list(training.groups)
+    music = next(g for g in recordings if g.startswith("music/"))
+    speech = next(g for g in recordings if g.startswith("speech/"))
     parts = [load_audio(data / f"{g}.wav", 16000)[0] for g in (music, speech)]
     stream = tmp_path / "stream.wav"
     write_wav(stream, np.concatenate(parts), 16000)
