@@ -189,11 +189,13 @@ class BackboneClassifier(nn.Module):
         if stages is None:
             self.features = backbone.features
             size = backbone.embedding_size
+            self.new_stages = 0
         else:
             kept = [backbone.features[i] for i in range(stages)]
             top = conv_bn_act(out_channels(kept[-1]), width, 1, act=nn.Hardswish())
             self.features = nn.Sequential(*kept, top)
             size = width
+            self.new_stages = 1  # `top`: trains from scratch, like the head
         self.embedding_size = size
         self.head = nn.Linear(size, n_classes)
 

@@ -39,6 +39,13 @@ MIXUP_ALPHA = 0.3
 BATCH = 32
 WEIGHT_DECAY = 1e-2
 MAX_ROLL = 4  # time steps of the cached maps a batch is rolled by, at most
+# A distillation student (`--size tiny`) is mostly new or far from its pretrained
+# task, and learns from its teacher for longer and faster: on ESC-50 fold 1 its
+# accuracy went from 85.0% (20 epochs at BODY_LR) to 89.0% at 1e-3, 90.5% at 3e-3
+# and 93.0% at 3e-3 for 40 epochs (its teacher: 93.5%). "Patient" teaching,
+# as Beyer et al. (CVPR 2022) found for image students.
+STUDENT_EPOCHS = 40
+STUDENT_BODY_LR = 3e-3
 KD_TEMPERATURE = 2.0
 KD_WEIGHT = 0.5  # the teacher's share of the loss; the labels have the rest
 
@@ -63,11 +70,11 @@ class FineTuneSettings:
         }
 
 
-def planned_epochs(windows: int, given: int | None) -> int:
-    """--epochs as given, else FINE_TUNE_EPOCHS raised until MIN_STEPS steps."""
+def planned_epochs(windows: int, given: int | None, base: int = FINE_TUNE_EPOCHS) -> int:
+    """--epochs as given, else `base` raised until MIN_STEPS steps."""
     if given is not None:
         return given
-    return max(FINE_TUNE_EPOCHS, -(-MIN_STEPS // max(1, windows // BATCH)))
+    return max(base, -(-MIN_STEPS // max(1, windows // BATCH)))
 
 
 def parse_stages(value: str | None, total: int) -> int:
@@ -166,10 +173,16 @@ def fine_tune(
     head = copy.deepcopy(classifier.head)
     n_classes = head.out_features
     head_lr = settings.body_lr * HEAD_LR_RATIO
+    # Layers made for this model (a student's new top conv) learn like the head:
+    # at the head's rate and with their BatchNorm statistics estimated, since their
+    # initial ones (mean 0, variance 1) describe nothing. Trained at the body's rate
+    # with frozen statistics, the ESC-50 student fitted only 91% of its training clips.
+    first_made = len(top) - getattr(classifier, "new_stages", 0)
+    pretrained, made = top[:first_made], top[first_made:]
     optimiser = torch.optim.AdamW(
         [
-            {"params": top.parameters(), "lr": settings.body_lr},
-            {"params": head.parameters(), "lr": head_lr},
+            {"params": pretrained.parameters(), "lr": settings.body_lr},
+            {"params": [*made.parameters(), *head.parameters()], "lr": head_lr},
         ],
         weight_decay=WEIGHT_DECAY,
     )
@@ -193,7 +206,7 @@ def fine_tune(
     model = FineTuned(top, head)
     for _ in epochs:
         top.train()
-        freeze_batchnorm(top)
+        freeze_batchnorm(pretrained)
         order = rng.permutation(len(labels))
         total = 0.0
         for step in range(steps_per_epoch):

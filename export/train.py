@@ -43,7 +43,7 @@ from .data import (
     noise_bank,
 )
 from .distributed import World
-from .finetune import BODY_LR
+from .finetune import BODY_LR, STUDENT_BODY_LR
 from .fit import Log, TrainSettings, evaluate_clips, fit, require_torch, window_probabilities
 from .folds import Fold, limit_per_class_and_group, plan_folds
 from .material import (
@@ -534,8 +534,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument(
         "--body-lr",
         type=float,
-        help=f"--fine-tune: peak learning rate of the pretrained stages (default {BODY_LR}; "
-        f"the head's is ten times it)",
+        help=f"--fine-tune: peak learning rate of the pretrained stages (default {BODY_LR}, "
+        f"{STUDENT_BODY_LR} for a --size tiny student; the head's and new layers' is ten "
+        "times it)",
     )
     p.add_argument(
         "--teacher",

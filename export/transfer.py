@@ -51,7 +51,10 @@ from .efficientat import SIZES as BACKBONE_SIZES
 from .efficientat import TINY_STAGES
 from .finetune import (
     BODY_LR,
+    FINE_TUNE_EPOCHS,
     MIXUP_ALPHA,
+    STUDENT_BODY_LR,
+    STUDENT_EPOCHS,
     FineTuned,
     FineTuneSettings,
     fine_tune,
@@ -582,10 +585,15 @@ def train_on_backbone(args: argparse.Namespace, preset: Preset, log: Log) -> int
     l2 = DEFAULT_L2 if args.head_l2 is None else args.head_l2
     tune = None
     if stages:
+        student = kept is not None
         tune = FineTuneSettings(
             stages,
-            planned_epochs(sum(len(a) for a in activations or []), args.epochs),
-            args.body_lr or BODY_LR,
+            planned_epochs(
+                sum(len(a) for a in activations or []),
+                args.epochs,
+                STUDENT_EPOCHS if student else FINE_TUNE_EPOCHS,
+            ),
+            args.body_lr or (STUDENT_BODY_LR if student else BODY_LR),
             MIXUP_ALPHA if args.mixup is None else args.mixup,
         )
         use = f"fine-tuned: top {stages} of {total} stages and a new head"

@@ -203,6 +203,13 @@ def test_fine_tuning_trains_only_the_top_stages_and_exports_int8(mn04_dir, tmp_p
     assert config["model"]["size"] == "tiny" and config["model"]["params"] < 200_000
     assert config["training"]["distillation"]["teacher"] == str(run)
     assert list(cache.rglob("teacher-*/*.npy")), "the teacher's outputs are cached"
+    # The student's new layer (after its 12 pretrained stages) estimated its BatchNorm
+    # statistics; the pretrained stages that trained kept theirs.
+    state = torch.load(student / "checkpoint.pt", weights_only=False)
+    assert state["features.12.1.running_mean"].abs().sum() > 0
+    stats, weights = "features.11.block.0.1.running_var", "features.11.block.0.0.weight"
+    assert torch.equal(state[stats], pretrained[stats])
+    assert not torch.equal(state[weights], pretrained[weights])
     assert (
         export_main(
             [
