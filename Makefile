@@ -85,7 +85,11 @@ models: $(VENV)/.installed
 	$(PY) -m export quantize runs/music-speech --out models/music-speech
 	$(PY) -m export train --data $(DATA)/esc50 --layout esc50 --out runs/esc50 \
 		--backbone efficientat-mn04 --fine-tune 10 --cv --fit-all
-	$(PY) -m export quantize runs/esc50 --out models/esc50 --qat
+	# onnxruntime's int8 (no QAT step) loses over a point on mn04; the card says so.
+	$(PY) -m export quantize runs/esc50 --out models/esc50 --qat --allow-regression
+	$(PY) -m export train --data $(DATA)/esc50 --layout esc50 --out runs/esc50-tiny \
+		--backbone efficientat-mn04 --size tiny --teacher runs/esc50 --cv --fit-all
+	$(PY) -m export quantize runs/esc50-tiny --out models/esc50-tiny --qat --allow-regression
 
 $(DEVICE_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(DEVICE_VENV)
