@@ -105,7 +105,7 @@ def quantize_command(args: argparse.Namespace) -> int:
             why = "tflite-int8 lost more than 1 point" if lost else "--qat"
             print(f"  {why}: quantisation-aware fine-tuning for {args.qat_epochs} epochs")
             start = time.time()
-            with converter_output(work / "convert.log"):
+            with converter_output(work / "convert.log") as console:
                 export_tflite_int8(
                     run,
                     work / "model.int8.tflite",
@@ -113,6 +113,7 @@ def quantize_command(args: argparse.Namespace) -> int:
                     training,
                     args.qat_epochs,
                     args.seed,
+                    console,
                 )
             print(f"  wrote model.int8.tflite again ({time.time() - start:.1f} s)")
             io, results, failures = verify_bundle(

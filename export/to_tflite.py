@@ -9,7 +9,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, TextIO
 
 import numpy as np
 
@@ -23,17 +23,18 @@ from .trained_run import QuantizeError, Run, TrainingData
 
 
 @contextlib.contextmanager
-def converter_output(log: Path) -> Iterator[None]:
+def converter_output(log: Path) -> Iterator[TextIO]:
     """Send what the converters print (progress lines, MLIR notes, native logs on
-    fds 1 and 2) to a log file; on failure, show its tail before the error."""
+    fds 1 and 2) to a log file; on failure, show its tail before the error. Yields
+    the console's stderr, for a progress bar of our own."""
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
-    with log.open("ab") as sink:
+    with log.open("ab") as sink, os.fdopen(os.dup(saved[1]), "w") as console:
         os.dup2(sink.fileno(), 1)
         os.dup2(sink.fileno(), 2)
         try:
-            yield
+            yield console
         except BaseException:
             os.dup2(saved[0], 1)
             os.dup2(saved[1], 2)
@@ -64,6 +65,7 @@ def export_tflite_int8(
     training: TrainingData | None = None,
     qat_epochs: int = 0,
     seed: int = 0,
+    progress: TextIO | None = None,
 ) -> None:
     """Post-training quantisation calibrated on `calibration`; with `qat_epochs`,
     quantisation-aware fine-tuning on the training clips first (fake-quantised
@@ -90,7 +92,7 @@ def export_tflite_int8(
     if qat:
         prepared = quantize_pt2e.prepare_qat_pt2e(exported, quantizer)
         assert training is not None, "quantisation-aware fine-tuning needs the training data"
-        qat_finetune(prepared, run, training, calibration, qat_epochs, seed)
+        qat_finetune(prepared, run, training, calibration, qat_epochs, seed, progress)
     else:
         prepared = quantize_pt2e.prepare_pt2e(exported, quantizer)
         with torch.no_grad():
@@ -124,7 +126,13 @@ def FoldedBatchNormQuantizer():
 
 
 def qat_finetune(
-    prepared, run: Run, training: TrainingData, calibration: np.ndarray, epochs: int, seed: int
+    prepared,
+    run: Run,
+    training: TrainingData,
+    calibration: np.ndarray,
+    epochs: int,
+    seed: int,
+    progress: TextIO | None = None,
 ) -> None:
     """A few epochs at a low learning rate on the training windows, with light
     augmentation, through the fake-quantised graph. The observers are calibrated
@@ -150,6 +158,11 @@ def qat_finetune(
     in_db = run.frontend.log == "db"
     optimiser = torch.optim.AdamW(prepared.parameters(), lr=1e-4, weight_decay=0.0)
     move_exported_model_to_train(prepared)
+    from tqdm import tqdm
+
+    steps = len(range(0, len(windows) - 1, 32))
+    quiet = progress is None or not progress.isatty()  # a bar for people, not for logs
+    bar = tqdm(total=epochs * steps, desc="QAT", unit="batch", file=progress, disable=quiet)
     for _ in range(epochs):
         order = rng.permutation(len(windows))
         for start in range(0, len(order) - 1, 32):
@@ -167,6 +180,8 @@ def qat_finetune(
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
+            bar.update()
+    bar.close()
     move_exported_model_to_eval(prepared)
 
 
