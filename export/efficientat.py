@@ -164,7 +164,9 @@ class MobileNetV3Audio(nn.Module):
 # channels (0.16 M) came to 318 KB, over the 300 KB a tiny model is allowed.
 TINY_STAGES = 12
 TINY_WIDTH = 256
-SIZES = ("head", "tiny")  # the whole tagger and a new head; the distillation student
+# The whole tagger and a linear head; the same with an MLP head (export/heads.py);
+# the distillation student.
+SIZES = ("head", "mlp", "tiny")
 
 
 def out_channels(stage: nn.Module) -> int:
@@ -184,8 +186,11 @@ class BackboneClassifier(nn.Module):
         n_classes: int,
         stages: int | None = None,
         width: int = TINY_WIDTH,
+        hidden: int = 0,
     ) -> None:
         super().__init__()
+        from .heads import new_head
+
         if stages is None:
             self.features = backbone.features
             size = backbone.embedding_size
@@ -197,7 +202,7 @@ class BackboneClassifier(nn.Module):
             size = width
             self.new_stages = 1  # `top`: trains from scratch, like the head
         self.embedding_size = size
-        self.head = nn.Linear(size, n_classes)
+        self.head = new_head(size, n_classes, hidden)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x.transpose(2, 3)).mean(dim=(2, 3))

@@ -168,17 +168,23 @@ def new_network(spec: BackboneSpec) -> Any:
 
 
 def classifier_on(
-    spec: BackboneSpec, network: Any, n_classes: int, frames: int, stages: int | None = None
+    spec: BackboneSpec,
+    network: Any,
+    n_classes: int,
+    frames: int,
+    stages: int | None = None,
+    hidden: int = 0,
 ) -> Any:
     """A new head on `network` (shared, not copied), in the kit's window layout
-    [batch, 1, frames, mels]; `stages` keeps only an EfficientAT tagger's first ones."""
+    [batch, 1, frames, mels]; `stages` keeps only an EfficientAT tagger's first ones;
+    `hidden` units make the head an MLP (export/heads.py)."""
     if spec.family == "speech-embedding":
         from .speech_embedding import SpeechEmbeddingClassifier
 
-        return SpeechEmbeddingClassifier(network, n_classes, frames)
+        return SpeechEmbeddingClassifier(network, n_classes, frames, hidden)
     from .efficientat import BackboneClassifier
 
-    return BackboneClassifier(network, n_classes, stages)
+    return BackboneClassifier(network, n_classes, stages, hidden=hidden)
 
 
 def load_network(located: Located) -> Any:

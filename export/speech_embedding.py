@@ -118,14 +118,18 @@ class SpeechEmbeddingPool(nn.Module):
 
 
 class SpeechEmbeddingClassifier(nn.Module):
-    """A new linear head on the pooled speech embedding, in the kit's window
-    layout: [batch, 1, frames, mels] in, logits out."""
+    """A new head (export/heads.py) on the pooled speech embedding, in the kit's
+    window layout: [batch, 1, frames, mels] in, logits out."""
 
-    def __init__(self, network: SpeechEmbedding, n_classes: int, frames: int) -> None:
+    def __init__(
+        self, network: SpeechEmbedding, n_classes: int, frames: int, hidden: int = 0
+    ) -> None:
         super().__init__()
+        from .heads import new_head
+
         self.pool = SpeechEmbeddingPool(network, frames)
         self.embedding_size = self.pool.embedding_size
-        self.head = nn.Linear(self.embedding_size, n_classes)
+        self.head = new_head(self.embedding_size, n_classes, hidden)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.pool(x)

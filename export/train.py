@@ -547,7 +547,12 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         "Usually with --size tiny: the network's first 12 stages and a new layer, under 300 KB "
         "as int8",
     )
-    p.add_argument("--size", help="size preset: tiny/small/medium/large (model-dependent)")
+    p.add_argument(
+        "--size",
+        help="size preset: tiny/small/medium/large (model-dependent); with --backbone, head "
+        "(a linear head, the default), mlp (a head with one hidden layer: better on unheard "
+        "speakers) or tiny (a distillation student)",
+    )
     p.add_argument(
         "--epochs",
         type=int,
@@ -661,6 +666,14 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         f"(default {WINDOWS_PER_FILE})",
     )
     p.add_argument("--noise", type=Path, help="folder of noise WAVs for augmentation/background")
+    p.add_argument(
+        "--speaker-copies",
+        type=int,
+        metavar="N",
+        help="--backbone, a head: N copies of every clip as other voices might say it "
+        "(tempo, vocal tract and microphone warped), embedded once and cached (default: 3 for "
+        "keyword layouts, 0 otherwise); helps on a speaker never heard",
+    )
     p.add_argument(
         "--synth-speakers",
         type=int,

@@ -155,6 +155,44 @@ def test_a_head_on_the_frozen_backbone_trains_exports_and_verifies(mn04_dir, tmp
         assert loaded.labels[int(probs.argmax())] == "tone", precision
 
 
+def test_an_mlp_head_takes_raw_embeddings_with_its_standardisation_folded_in():
+    from export.transfer import fit_mlp
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 600)
+    # Embeddings far from zero and of very different scales, as real ones are.
+    x = rng.normal(0, 1, (600, 8)) * np.array([1, 50, 0.01, 1, 1, 1, 1, 1]) + 1000
+    x[:, 0] += 10 * y  # separable: only a wrongly folded head misses
+    head = fit_mlp(x.astype(np.float32), y, 3, hidden=64, seed=0)
+    import torch
+
+    assert not any(isinstance(m, torch.nn.Dropout) for m in head.modules())
+    with torch.no_grad():
+        predicted = head(torch.from_numpy(x.astype(np.float32))).argmax(1).numpy()
+    assert (predicted == y).mean() > 0.98
+
+
+def test_an_mlp_head_on_the_frozen_backbone_trains_and_exports(mn04_dir, tmp_path):
+    pytest.importorskip("litert_torch", reason="exporting needs litert-torch (train extra)")
+    from export.cli import main as export_main
+
+    data = make_sounds(tmp_path / "sounds")
+    cache, run, bundle = tmp_path / "cache", tmp_path / "run", tmp_path / "bundle"
+    common = ["--data", str(data), "--layout", "folder", "--cache", str(cache), "--quiet"]
+    args = ["train", *common, "--backbone", str(mn04_dir), "--window", "2.0", "--size", "mlp"]
+    assert export_main([*args, "--out", str(run), "--cv", "--fit-all"]) == 0
+    assert json.loads((run / "cv.json").read_text())["accuracy"]["mean"] >= 0.9
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"]["size"] == "mlp" and "MLP head" in config["model"]["backbone"]["use"]
+    assert "MLP, 256 hidden units" in config["training"]["head"]
+
+    quantize = ["quantize", str(run), "--out", str(bundle), "--calibration", "32"]
+    assert export_main([*quantize, "--cache", str(cache), "--allow-regression"]) == 0
+    verified = json.loads((bundle / "manifest.json").read_text())["artefacts"]
+    # The exported MLP is the one torch trained, standardisation folded in.
+    assert verified["tflite-fp32"]["metrics"]["agreement_with_torch"] == 1.0
+
+
 def test_fine_tuning_trains_only_the_top_stages_and_exports_int8(mn04_dir, tmp_path):
     pytest.importorskip("litert_torch", reason="exporting needs litert-torch (train extra)")
     from export.cli import main as export_main
@@ -263,6 +301,8 @@ def test_bad_student_and_teacher_options_are_clear_errors(mn04_dir, tmp_path, ca
         (["--size", "tiny", "--fine-tune", "0"], "new layer must train"),
         (["--teacher", str(teacher)], "add --fine-tune N or --size tiny"),
         (["--fine-tune", "2", "--head-l2", "0.1"], "--head-l2 is for the head alone"),
+        (["--size", "mlp", "--fine-tune", "2"], "--size mlp is a head on the frozen network"),
+        (["--size", "mlp", "--head-l2", "0.1"], "not --size mlp"),
         (["--size", "tiny", "--teacher", str(tmp_path / "none")], "no config.json"),
     ]
     for extra, message in cases:

@@ -99,6 +99,37 @@ def test_it_trains_a_head_only(speech_dir, tmp_path, capsys, extra):
     assert "a head on its frozen embeddings only" in capsys.readouterr().err
 
 
+def test_speaker_copies_must_be_a_count(speech_dir, tmp_path, capsys):
+    from export.cli import main as export_main
+
+    data = shared_dataset("fsdd")
+    args = ["train", "--data", str(data), "--layout", "fsdd", "--backbone", "speech-embedding"]
+    code = export_main([*args, "--speaker-copies", "-1", "--out", str(tmp_path / "r"), "--quiet"])
+    assert code == 2
+    assert "--speaker-copies -1: 0 or more" in capsys.readouterr().err
+
+
+def test_speaker_copies_are_warped_copies_of_the_real_clips_only():
+    from export.data import Clip, ClipSet, WindowPlan
+    from export.fit import Log
+    from export.presets import SPEECH_EMBEDDING
+    from export.transfer import speaker_copies
+
+    rng = np.random.default_rng(0)
+    plan = WindowPlan.for_frontend(100, "keyword", 25, SPEECH_EMBEDDING)
+    real = [Clip(rng.normal(5, 1, (120, 32)).astype(np.float32), "a", "g1", str(i)) for i in "xyz"]
+    synthetic = Clip(np.full((120, 32), 5, np.float32), "a", "synth", "s", True)
+    clips = ClipSet([*real, synthetic], ["a"])
+    made, owner = speaker_copies(clips, SPEECH_EMBEDDING, plan, 2, seed=0, log=Log(True))
+    assert owner.tolist() == [0, 0, 1, 1, 2, 2]  # two of each real clip, none of the synthetic
+    window = plan.clip_windows(real[0].features)[0]
+    for copy in made.clips[:2]:
+        assert copy.synthetic and copy.label == "a" and copy.group == "g1"
+        assert copy.features.shape == window.shape and copy.features.min() >= plan.floor
+        assert not np.allclose(copy.features, window)  # warped, not duplicated
+    assert not np.allclose(made.clips[0].features, made.clips[1].features)
+
+
 def test_a_digit_detector_on_the_embedding_trains_with_negatives_and_exports_int8(
     speech_dir, tmp_path
 ):
@@ -124,6 +155,8 @@ def test_a_digit_detector_on_the_embedding_trains_with_negatives_and_exports_int
     assert config["background_class"] == "_background_" and config["labels"][-1] == "_background_"
     assert config["negatives"]["train"]["files"] > 0
     assert config["augmentation"]["copies"] == 2 and config["augmentation"]["reverb_prob"] > 0
+    assert config["augmentation"]["speaker_copies"]["count"] == 3  # the keyword default
+    assert "voices: 3 copies of each clip" in (run / "train.log").read_text()
     assert config["frontend"]["n_mels"] == 32 and config["window"]["frames"] == 138
     from export.synth import have_espeak
 
