@@ -98,12 +98,13 @@ def train_cv(name: str, data: Path, extra: list[str], out: Path, nproc: int) -> 
     return summary
 
 
-def report(name: str, summary: dict[str, Any]) -> list[str]:
+def report(name: str, summary: dict[str, Any], model: str = "CNN") -> list[str]:
+    """The fold table; `model` names the trained column (the CNN, or a head)."""
     cnn = summary["accuracy"]["mean"]
     base = summary["baseline_accuracy"]["mean"]
     lines = [
         f"### {name} ({summary['seconds']:.0f} s for every fold)",
-        "| held out | CNN | baseline | best epoch |",
+        f"| held out | {model} | baseline | best epoch |",
         "|---|---:|---:|---:|",
     ]
     lines += [
@@ -113,7 +114,7 @@ def report(name: str, summary: dict[str, Any]) -> list[str]:
     ]
     verdict = "within 3 points or better" if cnn >= base - 0.03 else "MORE than 3 points below"
     lines.append(f"| **mean** | **{100 * cnn:.1f}%** | **{100 * base:.1f}%** | |")
-    lines.append(f"CNN {100 * (cnn - base):+.1f} points against the baseline: {verdict}")
+    lines.append(f"{model} {100 * (cnn - base):+.1f} points against the baseline: {verdict}")
     lines += [f"check [{c['code']}]: {c['message']}" for c in summary.get("checks", [])]
     return lines
 
@@ -134,7 +135,7 @@ def main() -> int:
         "--backbone",
         metavar="NAME_OR_DIR",
         help="train a linear head on this pretrained network instead of the CNN "
-        "(python -m export train --backbone); the column 'CNN' is then the head",
+        "(python -m export train --backbone); the table then names the head",
     )
     args = parser.parse_args()
     makers: dict[str, tuple[Callable[[Path, Path], list[str]], Path]] = {
@@ -156,7 +157,8 @@ def main() -> int:
             if args.backbone:
                 extra += ["--backbone", args.backbone]
             results[name] = train_cv(name, data, extra, Path(tmp) / f"run-{name}", args.nproc)
-            print("\n".join(report(name, results[name])), flush=True)
+            model = f"head on {args.backbone}" if args.backbone else "CNN"
+            print("\n".join(report(name, results[name], model)), flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0
