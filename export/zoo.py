@@ -213,17 +213,17 @@ def build_model(spec: ModelSpec) -> nn.Module:
     if spec.name in BACKBONES:  # weights come from the run's checkpoint
         from .efficientat import SIZES as BACKBONE_SIZES
         from .efficientat import TINY_STAGES
-        from .heads import MLP_HIDDEN
+        from .heads import HEAD_SIZES, hidden_units
 
         backbone = BACKBONES[spec.name]
-        if backbone.family == "speech-embedding" and spec.size not in ("head", "mlp"):
+        if backbone.family == "speech-embedding" and spec.size not in HEAD_SIZES:
             raise ConfigError(f"{spec.name} comes as 'head' or 'mlp' only (the whole network)")
         if spec.size not in BACKBONE_SIZES:
             raise ConfigError(f"{spec.name} comes as 'head' or 'mlp' (the whole network) or 'tiny'")
         stages = TINY_STAGES if spec.size == "tiny" else None
-        hidden = MLP_HIDDEN if spec.size == "mlp" else 0
         frames = spec.input_shape[0]
         network = new_network(backbone)
+        hidden = hidden_units(spec.size)
         return classifier_on(backbone, network, spec.n_classes, frames, stages, hidden)
     if spec.name not in SIZES:
         raise ConfigError(f"unknown model '{spec.name}' (choose from {', '.join(MODELS)})")
