@@ -3,16 +3,11 @@ and shallow int8 models, within int8 noise for a deep int8 network."""
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 
-from .conftest import REPO
+from .scripts import load_script
 
-spec = importlib.util.spec_from_file_location("arm_check", REPO / "scripts" / "arm_check.py")
-assert spec and spec.loader
-arm_check = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(arm_check)
+arm_check = load_script("scripts/arm_check.py")
 
 
 def report(runs: dict) -> dict:

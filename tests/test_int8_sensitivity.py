@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "int8_sensitivity.py"
+from .scripts import load_script
 
 
 def load():
-    spec = importlib.util.spec_from_file_location("int8_sensitivity", BENCH)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/int8_sensitivity.py")
 
 
 def test_keeping_every_tensor_float_gives_the_float_model_back():

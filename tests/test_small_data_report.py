@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "small_data.py"
+from .scripts import load_script
 
 
 def load():
-    spec = importlib.util.spec_from_file_location("small_data", BENCH)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/small_data.py")
 
 
 SUMMARY = {
