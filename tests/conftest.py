@@ -44,6 +44,7 @@ FULL_LANE_ONLY = {
     "test_room.py",  # the export toolchain (pyroomacoustics)
     "test_calibrate.py",  # the export toolchain
     "test_bundle.py",  # builds a bundle with torch and litert-torch
+    "test_int8_sensitivity.py",  # torch and litert-torch (a toolchain benchmark)
     "test_pretrained.py",  # torch and the pretrained weights
     "test_speech_embedding.py",  # torch, onnx and the pretrained weights
     "test_frontend_reference.py",  # librosa
