@@ -34,3 +34,36 @@ def test_keeping_every_tensor_float_gives_the_float_model_back():
     # Weights are still int8 (per channel): close to float, not equal.
     assert (all_float - exact).abs().max() < (int8 - exact).abs().max()
     assert len(bench.quantised_tensors(graph)) == n  # the graph itself is not changed
+
+
+def run_main(bench, monkeypatch, *argv: str) -> None:
+    monkeypatch.setattr("sys.argv", ["int8_sensitivity.py", *argv])
+    bench.main()
+
+
+def test_it_scores_a_trained_run_per_calibration_size_and_per_chunk(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("torch")
+    pytest.importorskip("litert_torch")
+    from .test_train import make_folder_dataset
+    from .trainrun import train_tiny
+
+    data = make_folder_dataset(tmp_path / "data")
+    run = tmp_path / "run"
+    assert train_tiny(data, run, tmp_path / "cache", "--epochs", "1", "--threads", "1") == 0
+    bench = load()
+    run_main(bench, monkeypatch, str(run), "--calibration", "4", "8", "--chunk", "1000")
+    out = capsys.readouterr().out
+    assert "held-out clips; float" in out
+    sizes = [line.split("|")[2].strip() for line in out.splitlines() if "all tensors int8" in line]
+    assert sizes == ["4", "8"]  # one row per calibration size, in the order given
+    chunks = [line for line in out.splitlines() if line.startswith("| 0-")]
+    assert len(chunks) == 1  # a chunk larger than the graph: one row, every tensor float
+
+
+@pytest.mark.parametrize("argv", [["--chunk", "0"], ["--calibration", "256", "0"]])
+def test_sizes_below_one_are_refused(argv, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("torch")
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(load(), monkeypatch, str(tmp_path), *argv)
+    assert exit_info.value.code == 2
+    assert "must be at least 1" in capsys.readouterr().err
