@@ -101,6 +101,9 @@ $(VENV)/.installed: pyproject.toml scripts/install-system-packages.sh
 	$(PYTHON) -m venv $(VENV)
 	PY=$(PY) TORCH=$(TORCH) scripts/install-torch.sh
 	$(PY) -m pip install -q -e '.[litert,onnx,mic,formats,train,dev]'
+	# Silero VAD's ONNX model for the optional speech gate, as a board installs it:
+	# without its dependencies (its own Python API needs torch; edge-audio reads the file).
+	$(PY) -m pip install -q --no-deps 'silero-vad>=5'
 	# The old tflite-runtime needs numpy<2: it gets a venv of its own for its test.
 	$(PYTHON) -m venv $(TFLITE_VENV)
 	$(TFLITE_VENV)/bin/python -m pip install -q 'numpy<2' scipy tflite-runtime

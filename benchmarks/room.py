@@ -1,7 +1,7 @@
 """Does a detector hold up in a real room? The figures of issue #11, measured
 through the device path on recordings the bundle never trained on:
 
-    python benchmarks/room.py [--model fsdd-digits] [--data ../shared/data] [--json F]
+    python benchmarks/room.py [--model fsdd-digits] [--data ../shared/data] [--vad T] [--json F]
 
 - everyday sounds and music: the ESC-50 and music files of the negatives' parts
   the model never trained on (validation and calibration), joined into
@@ -12,6 +12,9 @@ through the device path on recordings the bundle never trained on:
   +-10 dB: clean, and in a room (RT60 0.4 s) over real ambience at 10 dB SNR:
   event F1.
 
+With --vad THRESHOLD it measures every stream a second time with the speech
+gate (edge_audio/vad.py) in the engine, and prints both side by side.
+
 It prints a table; it asserts nothing (the targets are read, not timed).
 """
 
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +35,10 @@ sys.path.insert(0, str(REPO))
 
 from edge_audio.backends import load_backend  # noqa: E402
 from edge_audio.bundle import load_bundle  # noqa: E402
+from edge_audio.scoring import score_events  # noqa: E402
 from edge_audio.shipped import resolve_model  # noqa: E402
 from edge_audio.stream import StreamConfig  # noqa: E402
+from edge_audio.vad import SpeechGate  # noqa: E402
 from export.streams import (  # noqa: E402
     Condition,
     load_negative_audio,
@@ -40,7 +46,13 @@ from export.streams import (  # noqa: E402
     positive_streams,
     unheard_sounds_and_talk,
 )
-from export.threshold import count_events, held_out_clips, posteriors  # noqa: E402
+from export.threshold import (  # noqa: E402
+    EventCounts,
+    count_events,
+    device_events,
+    held_out_clips,
+    posteriors,
+)
 
 CAPTURE_RATE = 44100
 
@@ -52,15 +64,33 @@ def at_capture_rate(audio: np.ndarray, rate: int, rng: np.random.Generator) -> n
     return np.clip(up, -1, 1)
 
 
+def gated_counts(
+    bundle: Any, backend: Any, config: StreamConfig, runs: list, gate: SpeechGate
+) -> EventCounts:
+    """Event counts of `listen --vad` itself on (stream, captured audio) pairs."""
+    matched = detected = true = 0
+    for stream, captured in runs:
+        events = device_events(bundle, backend, captured, CAPTURE_RATE, config, gate)
+        score = score_events(events, stream.truth, stream.audio.size / bundle.frontend.sample_rate)
+        matched, detected, true = (
+            matched + score["matched"],
+            detected + len(events),
+            true + len(stream.truth),
+        )
+    return EventCounts(matched, detected, true)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="fsdd-digits")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--vad", type=float, metavar="THRESHOLD", help="also with the speech gate")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     bundle = load_bundle(resolve_model(args.model))
     backend = load_backend(bundle)
     config = StreamConfig.for_bundle(bundle)
+    gate = SpeechGate(args.vad) if args.vad is not None else None
     training = bundle.manifest.training
     rate = bundle.frontend.sample_rate
     data = args.data
@@ -71,51 +101,73 @@ def main() -> int:
         "smoothing": config.smoothing,
         "min_count": config.min_count,
     }
+    variants = ["", "gated_"] if gate else [""]
     for name, files in (("sounds_and_music", sounds), ("talk", talk)):
         audio, _ = load_negative_audio(files, rate)
         n, hours, labels = negative_events(bundle, backend, config, audio)
-        rows[name] = {
-            "files": len(files),
-            "hours": round(hours, 3),
-            "events": n,
-            "per_hour": round(n / hours, 1),
-            "labels": dict(labels.most_common()),
-        }
+        rows[name] = negatives_row(len(files), hours, n, labels)
+        if gate:
+            events = [
+                e for a in audio for e in device_events(bundle, backend, a, rate, config, gate)
+            ]
+            labels = Counter(e["label"] for e in events)
+            rows["gated_" + name] = negatives_row(len(files), hours, len(events), labels)
     ambience, _ = load_negative_audio(sounds, rate)
     bed = np.concatenate(ambience)
     groups = list(training.test_groups) if training else ["theo"]
     clips = held_out_clips(bundle, data / "fsdd", "fsdd", groups)
     for condition in (Condition("clean"), Condition("room", rt60=0.4, snr_db=10.0)):
         rng = np.random.default_rng(1)
-        runs = []
-        for stream in positive_streams(clips, rate, condition, bed, seed=3):
-            captured = at_capture_rate(stream.audio, rate, rng)
-            runs.append((stream, posteriors(bundle, backend, captured, CAPTURE_RATE)))
-        counts = count_events(bundle, config, runs)
-        p, r, f1 = counts.precision_recall_f1()
-        rows[f"speaker_{condition.name}"] = {
-            "words": counts.true,
-            "precision": round(p, 3),
-            "recall": round(r, 3),
-            "f1": round(f1, 3),
-        }
+        captured = [
+            (stream, at_capture_rate(stream.audio, rate, rng))
+            for stream in positive_streams(clips, rate, condition, bed, seed=3)
+        ]
+        runs = [(s, posteriors(bundle, backend, a, CAPTURE_RATE)) for s, a in captured]
+        rows[f"speaker_{condition.name}"] = speaker_row(count_events(bundle, config, runs))
+        if gate:
+            counts = gated_counts(bundle, backend, config, captured, gate)
+            rows[f"gated_speaker_{condition.name}"] = speaker_row(counts)
+    if gate:
+        rows["speech_gate"] = gate.summary()
     print(f"{bundle.name} ({backend.artefact.name}), operating point {rows['operating_point']}")
-    print("| stream | amount | figure |\n|---|---|---|")
-    for name in ("sounds_and_music", "talk"):
-        r = rows[name]
-        print(
-            f"| {name} | {r['hours'] * 60:.1f} min, {r['files']} files | {r['events']} events, "
-            f"{r['per_hour']} per hour; labels {r['labels']} |"
-        )
-    for name in ("speaker_clean", "speaker_room"):
-        r = rows[name]
-        print(
-            f"| {name} (44.1 kHz, +-10 dB) | {r['words']} words | F1 {r['f1']} "
-            f"(precision {r['precision']}, recall {r['recall']}) |"
-        )
+    for prefix in variants:
+        print(f"\n{'with the speech gate at ' + str(args.vad) if prefix else 'no speech gate'}")
+        print("| stream | amount | figure |\n|---|---|---|")
+        for name in ("sounds_and_music", "talk"):
+            r = rows[prefix + name]
+            print(
+                f"| {name} | {r['hours'] * 60:.1f} min, {r['files']} files | {r['events']} events, "
+                f"{r['per_hour']} per hour; labels {r['labels']} |"
+            )
+        for name in ("speaker_clean", "speaker_room"):
+            r = rows[prefix + name]
+            print(
+                f"| {name} (44.1 kHz, +-10 dB) | {r['words']} words | F1 {r['f1']} "
+                f"(precision {r['precision']}, recall {r['recall']}) |"
+            )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
     return 0
+
+
+def negatives_row(files: int, hours: float, events: int, labels: Counter) -> dict[str, Any]:
+    return {
+        "files": files,
+        "hours": round(hours, 3),
+        "events": events,
+        "per_hour": round(events / hours, 1),
+        "labels": dict(labels.most_common()),
+    }
+
+
+def speaker_row(counts: EventCounts) -> dict[str, Any]:
+    p, r, f1 = counts.precision_recall_f1()
+    return {
+        "words": counts.true,
+        "precision": round(p, 3),
+        "recall": round(r, 3),
+        "f1": round(f1, 3),
+    }
 
 
 if __name__ == "__main__":

@@ -84,6 +84,7 @@ class Drive:
             "peak_rss_mb": peak_rss_mb(),
             "backend": engine.backend.describe(),
             "dropped_frames": self.source.dropped_frames if self.source else 0,
+            "speech_gate": engine.gate.summary() if engine.gate is not None else None,
         }
 
 
@@ -114,7 +115,10 @@ class Listener:
         backend: str | None = None,
         precision: str | None = None,
         threads: int = 1,
+        vad: float | None = None,
     ) -> None:
+        """`vad`: a speech-gate threshold (vad.py); an event stands only if Silero
+        VAD hears speech in its window at or above it. None: no gate."""
         from .backends import load_backend
         from .bundle import load_bundle
         from .shipped import resolve_model
@@ -132,7 +136,12 @@ class Listener:
             from .microphone import MicSource
 
             self.source = MicSource(device)
-        self.engine = StreamEngine(self.bundle, self.backend, self.source.rate, config)
+        gate = None
+        if vad is not None:
+            from .vad import SpeechGate
+
+            gate = SpeechGate(vad)
+        self.engine = StreamEngine(self.bundle, self.backend, self.source.rate, config, gate=gate)
         self.callbacks: list[Callable[[Decision], None]] = []
         self.summary: dict[str, Any] | None = None
 

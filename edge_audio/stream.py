@@ -7,7 +7,8 @@ The engine owns the state (buffers, interpreter); the deciders (deciders.py)
 only decide, as in silero-vad's split between model wrapper and iterator. A
 per-window hook lets the threshold calibration, the Arm check and bench watch
 every window's probabilities without subclassing the engine. Every buffer has a
-fixed size, so memory stays flat however long it runs.
+fixed size, so memory stays flat however long it runs. An optional speech gate
+(vad.py) vetoes events whose window holds no speech.
 """
 
 from __future__ import annotations
@@ -15,16 +16,22 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .backends import Backend
 from .bundle import Bundle
-from .deciders import Decider, Decision
+from .deciders import Decider, Decision, Event
 from .errors import ConfigError
 from .frontend import StreamingLogMel
 from .resample import StreamingResampler
+
+if TYPE_CHECKING:
+    from .vad import SpeechGate
+
+# Audio the speech gate keeps beyond the window: a chunk may run past the window's end.
+GATE_SLACK_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -99,8 +106,15 @@ class StreamEngine:
         source_rate: int,
         config: StreamConfig | None = None,
         on_window: WindowHook | None = None,
+        gate: SpeechGate | None = None,
     ) -> None:
+        if gate is not None and bundle.task != "detection":
+            raise ConfigError(
+                f"the speech gate vetoes events; {bundle.name} is a classification model "
+                "(a label track, no events)"
+            )
         self.bundle = bundle
+        self.gate = gate
         self.backend = backend
         self.config = config or StreamConfig.for_bundle(bundle)
         self.on_window = on_window
@@ -125,11 +139,28 @@ class StreamEngine:
         self.frames_seen = 0
         self.decider = Decider(self.bundle, self.config)
         self.windows = 0
+        if self.gate is not None:
+            from .vad import gate_rate
+
+            self.gate_rate = gate_rate(frontend.sample_rate)
+            self.gate_resampler = StreamingResampler(frontend.sample_rate, self.gate_rate)
+            size = round((self.bundle.window_seconds + GATE_SLACK_S) * self.gate_rate)
+            self.gate_audio = np.zeros(size, dtype=np.float32)
+            self.gate_samples = 0  # written since the stream began
 
     def feed(self, chunk: np.ndarray) -> list[Decision]:
+        longest = round(GATE_SLACK_S * self.resampler_source_rate)
+        if self.gate is not None and len(chunk) > longest:
+            # The gate keeps only a window and its slack of audio: a longer chunk
+            # goes in pieces, so every window it completes is still there to hear.
+            pieces = (chunk[i : i + longest] for i in range(0, len(chunk), longest))
+            return [decision for piece in pieces for decision in self.feed(piece)]
         decisions = []
         start = time.perf_counter()
-        frames = self.features.push(self.resampler.process(chunk))
+        samples = self.resampler.process(chunk)
+        if self.gate is not None:
+            self._keep_for_gate(samples)
+        frames = self.features.push(samples)
         while len(frames):
             # Frames go into the ring in blocks that end where a window is due,
             # not one by one: a Python step per frame was a fifth of the loop's cost.
@@ -179,7 +210,29 @@ class StreamEngine:
     def _score_window(self) -> Decision | None:
         probs = self.backend.probabilities(self._window())[0]
         self.windows += 1
-        return self.decide(probs)
+        decision = self.decide(probs)
+        vetoed = (
+            isinstance(decision, Event)
+            and self.gate is not None
+            and not self.gate.allows(self._gate_window(), self.gate_rate)
+        )
+        return None if vetoed else decision
+
+    def _keep_for_gate(self, samples: np.ndarray) -> None:
+        """The newest audio at the gate's rate, in a buffer of fixed size."""
+        heard = self.gate_resampler.process(samples)
+        self.gate_samples += heard.size
+        self.gate_audio = np.concatenate((self.gate_audio, heard))[-self.gate_audio.size :]
+
+    def _gate_window(self) -> np.ndarray:
+        """The audio of the newest window at the gate's rate: the samples that end
+        where the window ends, both resamplers' delays taken into account."""
+        delay = self.resampler.delay_seconds + self.gate_resampler.delay_seconds
+        end = round((self.window_span()[1] + delay) * self.gate_rate)
+        past_end = min(max(self.gate_samples - end, 0), self.gate_audio.size)
+        size = round(self.bundle.window_seconds * self.gate_rate)
+        stop = self.gate_audio.size - past_end
+        return self.gate_audio[max(stop - size, 0) : stop]
 
     def window_span(self) -> tuple[float, float]:
         """Stream time (start, end) of the newest window, corrected for the

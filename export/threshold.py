@@ -32,6 +32,7 @@ from edge_audio.scoring import Segment, precision_recall_f1, score_events
 from edge_audio.shipped import resolve_model
 from edge_audio.source import CHUNK_FRAMES
 from edge_audio.stream import StreamConfig, StreamEngine
+from edge_audio.vad import SpeechGate
 
 from .card import replace_card_section
 from .data import coloured_noise
@@ -89,6 +90,24 @@ def posteriors(bundle: Bundle, backend: Any, audio: np.ndarray, rate: int) -> li
         engine.feed(audio[i : i + CHUNK_FRAMES])
     engine.flush()
     return record
+
+
+def device_events(
+    bundle: Bundle,
+    backend: Any,
+    audio: np.ndarray,
+    rate: int,
+    config: StreamConfig,
+    gate: SpeechGate | None = None,
+) -> list[dict[str, Any]]:
+    """The events `listen` would raise on `audio` at `config` (with the speech
+    gate, if given): the engine itself, not a replay of recorded posteriors."""
+    engine = StreamEngine(bundle, backend, rate, config, gate=gate)
+    decisions = []
+    for i in range(0, audio.size, CHUNK_FRAMES):
+        decisions += engine.feed(audio[i : i + CHUNK_FRAMES])
+    decisions += engine.flush()
+    return [d.to_dict() for d in decisions]
 
 
 def events_at(bundle: Bundle, record: list, config: StreamConfig) -> list[dict[str, Any]]:

@@ -48,6 +48,7 @@ FULL_LANE_ONLY = {
     "test_pretrained.py",  # torch and the pretrained weights
     "test_speech_embedding.py",  # torch, onnx and the pretrained weights
     "test_frontend_reference.py",  # librosa
+    "test_vad.py",  # onnxruntime and Silero VAD's model (an optional part of a board)
     "test_tflite_runtime.py",  # the numpy<2 tflite-runtime venv
     "test_listen_mic.py",  # pyaudio (portaudio19-dev) and PulseAudio
 }

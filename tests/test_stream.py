@@ -16,7 +16,7 @@ from edge_audio.audio import load_audio, write_wav
 from edge_audio.backends import load_backend
 from edge_audio.bundle import load_bundle
 from edge_audio.cli import main
-from edge_audio.deciders import EventDetector, LabelTracker, Smoother
+from edge_audio.deciders import Event, EventDetector, LabelTracker, Smoother
 from edge_audio.errors import ConfigError
 from edge_audio.resample import StreamingResampler
 from edge_audio.scoring import (
@@ -30,6 +30,7 @@ from edge_audio.scoring import (
 from edge_audio.shipped import default_model, demo_recording, demo_truth, shipped_models
 from edge_audio.source import DeviceLost
 from edge_audio.stream import StreamConfig, StreamEngine
+from edge_audio.vad import SpeechGate, gate_rate
 
 from .conftest import REPO, shared_dataset
 
@@ -170,9 +171,11 @@ def held_state(obj: object, seen: set[int] | None = None) -> dict[str, int]:
     return sizes
 
 
-def test_engine_memory_stays_flat_over_ten_minutes_of_audio():
+@pytest.mark.parametrize("gated", [False, True], ids=["plain", "speech-gate"])
+def test_engine_memory_stays_flat_over_ten_minutes_of_audio(gated):
     bundle = load_bundle(FSDD)
-    engine = StreamEngine(bundle, load_backend(bundle), 44100)  # resampling too
+    gate = FixedGate(0.9) if gated else None  # its audio buffer is written every chunk
+    engine = StreamEngine(bundle, load_backend(bundle), 44100, gate=gate)  # resampling too
     rng = np.random.default_rng(0)
     chunk = 1024
 
@@ -183,6 +186,7 @@ def test_engine_memory_stays_flat_over_ten_minutes_of_audio():
     feed(5)
     early = held_state(engine)
     assert {"ring", "resampler._buffer", "decider.smoother.ring", "latency.values"} <= set(early)
+    assert gated == ("gate_audio" in early)
     windows_early = engine.windows
     feed(600)
     late = held_state(engine)
@@ -468,3 +472,71 @@ def test_truth_labels_the_model_does_not_know_are_named(tmp_path, capsys):
     assert main(["listen", "--simulate", str(DEMO), "--truth", str(truth)]) == 2
     err = capsys.readouterr().err
     assert "['three'] are not labels of fsdd-digits" in err and "rename them" in err
+
+
+class FixedGate(SpeechGate):
+    """A speech gate that hears what it is told to, and keeps what it was given."""
+
+    def __init__(self, speech: float) -> None:
+        self.threshold, self.checked, self.rejected = 0.5, 0, 0
+        self.speech = speech
+        self.heard: list[tuple[np.ndarray, int]] = []
+
+    def speech_probability(self, audio: np.ndarray, rate: int) -> float:
+        self.heard.append((audio.copy(), rate))
+        return self.speech
+
+
+def demo_events(
+    gate: SpeechGate | None, source_rate: int = 16000, chunk_s: float = 0.1
+) -> list[Event]:
+    bundle = load_bundle(FSDD)
+    audio = load_audio(demo_recording(), source_rate)[0]
+    engine = StreamEngine(bundle, load_backend(bundle), source_rate, gate=gate)
+    n = round(chunk_s * source_rate)
+    decisions = [d for i in range(0, audio.size, n) for d in engine.feed(audio[i : i + n])]
+    decisions += engine.flush()
+    return [d for d in decisions if isinstance(d, Event)]
+
+
+def test_the_speech_gate_vetoes_only_the_events_it_hears_no_speech_in():
+    plain = demo_events(None)
+    assert len(plain) >= 10
+    passing, silent = FixedGate(0.9), FixedGate(0.1)
+    assert [e.to_dict() | {"wall": 0} for e in demo_events(passing)] == [
+        e.to_dict() | {"wall": 0} for e in plain
+    ]
+    assert passing.summary()["events_checked"] == len(plain) and passing.rejected == 0
+    assert demo_events(silent) == [] and silent.rejected == silent.checked == len(plain)
+
+
+@pytest.mark.parametrize("chunk_s", [0.1, 4.0], ids=["microphone-chunks", "long-chunks"])
+def test_the_speech_gate_hears_the_window_that_fired_at_the_model_rate(chunk_s):
+    """What the gate hears for each event is that event's last window: the second of
+    audio that ends where the window ends, resampled to 8 kHz as the model hears it,
+    however long the chunks are."""
+    gate = FixedGate(0.9)
+    events = demo_events(gate, source_rate=16000, chunk_s=chunk_s)
+    assert len(events) >= 10
+    audio = load_audio(demo_recording(), 8000)[0]
+    for event, (heard, rate) in zip(events, gate.heard, strict=True):
+        assert rate == 8000 and heard.size == 8000
+        end = round(event.time * 8000)
+        expected = audio[end - 8000 : end]
+        assert np.corrcoef(heard, expected)[0, 1] > 0.99
+
+
+def test_a_speech_gate_on_a_classifier_is_refused():
+    bundle = load_bundle(REPO / "models" / "music-speech")
+    with pytest.raises(ConfigError, match="classification model"):
+        StreamEngine(bundle, WindowRecorder(len(bundle.labels)), 16000, gate=FixedGate(0.9))
+
+
+@pytest.mark.parametrize("threshold", [0.0, 1.0, -0.2, 1.5])
+def test_a_speech_gate_threshold_outside_0_1_is_refused(threshold):
+    with pytest.raises(ConfigError, match=r"threshold must be in \(0, 1\)"):
+        SpeechGate(threshold)
+
+
+def test_the_speech_gate_hears_8_or_16_khz():
+    assert [gate_rate(r) for r in (8000, 16000, 32000, 44100)] == [8000, 16000, 16000, 16000]

@@ -52,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
         backend=args.backend,
         precision=args.precision,
         threads=args.threads,
+        vad=args.vad,
     )
     source, bundle = listener.source, listener.bundle
     if truth is not None:
@@ -107,6 +108,12 @@ def _print_summary(summary: dict[str, Any], task: str, truth: Path | None) -> No
         f"latency p50 {lat['p50']:.2f} ms p99 {lat['p99']:.2f} ms, "
         f"CPU {summary['cpu_percent']:.2f}% of a core, peak RSS {summary['peak_rss_mb']} MB"
     )
+    gate = summary.get("speech_gate")
+    if gate:
+        print(
+            f"speech gate: {gate['events_rejected']} of {gate['events_checked']} events "
+            f"vetoed (no speech heard at {gate['threshold']})"
+        )
     if "on_event" in summary:
         hook = summary["on_event"]
         print(
@@ -158,6 +165,7 @@ def add_parser(sub: SubParsers, name: str) -> argparse.ArgumentParser:
         "background class) or a label track (classification models). --simulate replays a "
         "file in microphone-sized chunks through exactly that path.",
         epilog="examples:\n  edge-audio listen --demo\n"
+        "  edge-audio listen --vad            # fewer false alarms on sounds and music\n"
         "  edge-audio listen --model music-speech --simulate talk.wav\n"
         "  edge-audio listen --simulate rec.wav --truth rec.truth.csv --json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -190,6 +198,17 @@ def add_parser(sub: SubParsers, name: str) -> argparse.ArgumentParser:
     )
     p.add_argument("--stride", type=float, help="seconds between windows (default: manifest)")
     p.add_argument("--smoothing", type=int, help="windows averaged (default: manifest, or 3)")
+    p.add_argument(
+        "--vad",
+        type=float,
+        nargs="?",
+        const=0.5,
+        metavar="THRESHOLD",
+        help="speech gate for keyword detectors: an event stands only if Silero VAD hears "
+        "speech in its window (probability >= THRESHOLD, default 0.5). It runs only on "
+        "events, so it costs little; it needs onnxruntime and `pip install --no-deps "
+        "silero-vad`",
+    )
     runtime_options(p)
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument(
