@@ -35,7 +35,6 @@ sys.path.insert(0, str(REPO))
 
 from edge_audio.backends import load_backend  # noqa: E402
 from edge_audio.bundle import load_bundle  # noqa: E402
-from edge_audio.scoring import score_events  # noqa: E402
 from edge_audio.shipped import resolve_model  # noqa: E402
 from edge_audio.stream import StreamConfig  # noqa: E402
 from edge_audio.vad import SpeechGate  # noqa: E402
@@ -52,6 +51,7 @@ from export.threshold import (  # noqa: E402
     device_events,
     held_out_clips,
     posteriors,
+    tally,
 )
 
 CAPTURE_RATE = 44100
@@ -68,16 +68,11 @@ def gated_counts(
     bundle: Any, backend: Any, config: StreamConfig, runs: list, gate: SpeechGate
 ) -> EventCounts:
     """Event counts of `listen --vad` itself on (stream, captured audio) pairs."""
-    matched = detected = true = 0
-    for stream, captured in runs:
-        events = device_events(bundle, backend, captured, CAPTURE_RATE, config, gate)
-        score = score_events(events, stream.truth, stream.audio.size / bundle.frontend.sample_rate)
-        matched, detected, true = (
-            matched + score["matched"],
-            detected + len(events),
-            true + len(stream.truth),
-        )
-    return EventCounts(matched, detected, true)
+    found = (
+        (stream, device_events(bundle, backend, captured, CAPTURE_RATE, config, gate))
+        for stream, captured in runs
+    )
+    return tally(bundle.frontend.sample_rate, found)
 
 
 def main() -> int:

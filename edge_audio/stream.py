@@ -147,12 +147,13 @@ class StreamEngine:
             size = round((self.bundle.window_seconds + GATE_SLACK_S) * self.gate_rate)
             self.gate_audio = np.zeros(size, dtype=np.float32)
             self.gate_samples = 0  # written since the stream began
+            self.gate_chunk = round(GATE_SLACK_S * self.resampler_source_rate)
 
     def feed(self, chunk: np.ndarray) -> list[Decision]:
-        longest = round(GATE_SLACK_S * self.resampler_source_rate)
-        if self.gate is not None and len(chunk) > longest:
+        if self.gate is not None and len(chunk) > self.gate_chunk:
             # The gate keeps only a window and its slack of audio: a longer chunk
             # goes in pieces, so every window it completes is still there to hear.
+            longest = self.gate_chunk
             pieces = (chunk[i : i + longest] for i in range(0, len(chunk), longest))
             return [decision for piece in pieces for decision in self.feed(piece)]
         decisions = []

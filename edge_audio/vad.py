@@ -71,7 +71,6 @@ class SpeechGate:
             str(path), sess_options=options, providers=["CPUExecutionProvider"]
         )
         self.threshold = threshold
-        self.model = path
         self.checked = self.rejected = 0
 
     def speech_probability(self, audio: np.ndarray, rate: int) -> float:

@@ -86,10 +86,18 @@ def posteriors(bundle: Bundle, backend: Any, audio: np.ndarray, rate: int) -> li
         rate,
         on_window=lambda probs, start, end: record.append((probs, start, end)),
     )
-    for i in range(0, audio.size, CHUNK_FRAMES):  # microphone-sized, as listen feeds them
-        engine.feed(audio[i : i + CHUNK_FRAMES])
-    engine.flush()
+    run_through(engine, audio)
     return record
+
+
+def run_through(engine: StreamEngine, audio: np.ndarray) -> list[dict[str, Any]]:
+    """`audio` through the engine in microphone-sized chunks, as listen feeds it,
+    then the end of input; the decisions it raised."""
+    decisions = []
+    for i in range(0, audio.size, CHUNK_FRAMES):
+        decisions += engine.feed(audio[i : i + CHUNK_FRAMES])
+    decisions += engine.flush()
+    return [d.to_dict() for d in decisions]
 
 
 def device_events(
@@ -102,12 +110,7 @@ def device_events(
 ) -> list[dict[str, Any]]:
     """The events `listen` would raise on `audio` at `config` (with the speech
     gate, if given): the engine itself, not a replay of recorded posteriors."""
-    engine = StreamEngine(bundle, backend, rate, config, gate=gate)
-    decisions = []
-    for i in range(0, audio.size, CHUNK_FRAMES):
-        decisions += engine.feed(audio[i : i + CHUNK_FRAMES])
-    decisions += engine.flush()
-    return [d.to_dict() for d in decisions]
+    return run_through(StreamEngine(bundle, backend, rate, config, gate=gate), audio)
 
 
 def events_at(bundle: Bundle, record: list, config: StreamConfig) -> list[dict[str, Any]]:
@@ -132,12 +135,16 @@ def count_events(
 ) -> EventCounts:
     """The decider at `config`, replayed on streams with recorded posteriors
     (`posteriors`) and scored against their truth, summed over the streams."""
+    found = ((stream, events_at(bundle, record, config)) for stream, record in runs)
+    return tally(bundle.frontend.sample_rate, found)
+
+
+def tally(rate: int, found: Iterable[tuple[Stream, list[dict[str, Any]]]]) -> EventCounts:
+    """Events found on streams (at `rate`), scored against their truth and summed."""
     matched = detected = true = 0
-    rate = bundle.frontend.sample_rate
-    for stream, record in runs:
-        found = events_at(bundle, record, config)
-        score = score_events(found, stream.truth, stream.audio.size / rate)
-        matched, detected = matched + score["matched"], detected + len(found)
+    for stream, events in found:
+        score = score_events(events, stream.truth, stream.audio.size / rate)
+        matched, detected = matched + score["matched"], detected + len(events)
         true += len(stream.truth)
     return EventCounts(matched, detected, true)
 

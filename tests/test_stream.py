@@ -17,7 +17,7 @@ from edge_audio.backends import load_backend
 from edge_audio.bundle import load_bundle
 from edge_audio.cli import main
 from edge_audio.deciders import Event, EventDetector, LabelTracker, Smoother
-from edge_audio.errors import ConfigError
+from edge_audio.errors import ConfigError, MissingDependencyError
 from edge_audio.resample import StreamingResampler
 from edge_audio.scoring import (
     Segment,
@@ -540,3 +540,9 @@ def test_a_speech_gate_threshold_outside_0_1_is_refused(threshold):
 
 def test_the_speech_gate_hears_8_or_16_khz():
     assert [gate_rate(r) for r in (8000, 16000, 32000, 44100)] == [8000, 16000, 16000, 16000]
+
+
+def test_the_speech_gate_without_onnxruntime_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails, as on a litert-only board
+    with pytest.raises(MissingDependencyError, match=r"edge-audio\[onnx\]"):
+        SpeechGate()
