@@ -193,6 +193,23 @@ def index_windows(clips: ClipSet, members: Sequence[int], plan: WindowPlan) -> n
     return np.array(rows, dtype=np.int64).reshape(-1, 2)
 
 
+def calibration_windows(
+    clips: ClipSet, members: Sequence[int], plan: WindowPlan, size: int, seed: int
+) -> np.ndarray:
+    """About `size` sounding windows of `members`, spread over every class, as
+    `export quantize` calibrates int8 on (and `train --int8-aware` simulates it:
+    one choice, so the two calibrate alike)."""
+    rng = np.random.default_rng(seed)
+    label_index = {label: i for i, label in enumerate(clips.labels)}
+    rows = index_windows(clips, sorted(members), plan)
+    by_label: dict[int, list[int]] = {}
+    for r, (ci, _) in enumerate(rows):
+        by_label.setdefault(label_index[clips.clips[ci].label], []).append(r)
+    per_class = max(1, -(-size // len(by_label)))
+    picks = [r for rows_of in by_label.values() for r in rng.permutation(rows_of)[:per_class]]
+    return make_batch(clips, rows[np.sort(picks)], plan)
+
+
 def make_batch(
     clips: ClipSet,
     windows: np.ndarray,

@@ -21,9 +21,8 @@ from .data import (
     ClipSet,
     FeatureCache,
     background_clips,
-    index_windows,
+    calibration_windows,
     load_clips,
-    make_batch,
 )
 from .run_config import RunConfig, RunConfigError
 
@@ -180,15 +179,8 @@ def load_data(
         clips.clips.extend(extra)
     if not test:
         raise DatasetError(f"no held-out clips of groups {list(test_groups)} in {root}")
+    calib = calibration_windows(clips, train, run.plan, calibration, seed)
     label_index = {label: i for i, label in enumerate(run.labels)}
-    rng = np.random.default_rng(seed)
-    rows = index_windows(clips, train, run.plan)
-    by_label: dict[int, list[int]] = {}
-    for r, (ci, _) in enumerate(rows):
-        by_label.setdefault(label_index[clips.clips[ci].label], []).append(r)
-    per_class = max(1, -(-calibration // len(by_label)))  # spread over every class
-    picks = [r for members in by_label.values() for r in rng.permutation(members)[:per_class]]
-    calib = make_batch(clips, rows[np.sort(picks)], run.plan)
     windows, owners = [], []
     for n, i in enumerate(test):
         w = run.plan.clip_windows(clips.clips[i].features)

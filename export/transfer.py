@@ -25,7 +25,7 @@ import hashlib
 import shlex
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -45,6 +45,7 @@ from .data import (
     FeatureCache,
     Split,
     WindowPlan,
+    calibration_windows,
     group_split,
     mean_per_clip,
 )
@@ -53,12 +54,14 @@ from .efficientat import TINY_STAGES
 from .finetune import (
     BODY_LR,
     FINE_TUNE_EPOCHS,
+    INT8_LOWER_CALIBRATION,
     MIXUP_ALPHA,
     STUDENT_BODY_LR,
     STUDENT_EPOCHS,
     FineTuned,
     FineTuneSettings,
     fine_tune,
+    int8_lower,
     lower_activations,
     parse_stages,
     planned_epochs,
@@ -267,6 +270,7 @@ class BackboneData:
     seed: int
     progress: bool
     hidden: int = 0  # an MLP head's hidden units (--size mlp); 0: linear
+    int8: Int8Lower | None = None  # --int8-aware: the stages also learn from int8 lower ones
 
     def fit(self, members: Sequence[int], teacher: list[np.ndarray] | None = None) -> Fitted:
         labels, n_classes = self.clips.label_ids(), len(self.clips.labels)
@@ -280,6 +284,10 @@ class BackboneData:
             return Probe(self, fit_head(x, y, n_classes, self.l2, self.seed))
         acts, y, _ = _windows(self.activations, members, labels)
         soft = None if teacher is None else _windows(teacher, members, labels)[0]
+        if self.int8 is not None:  # every window twice: as float and as int8 computes it
+            acts = np.concatenate([acts, *self.int8.outputs(self.clips, members)])
+            y = np.concatenate([y, y])
+            soft = None if soft is None else np.concatenate([soft, soft])
         tuned = fine_tune(
             self.classifier(), self.cut, acts, y, self.tune, self.seed, self.progress, soft
         )
@@ -293,6 +301,42 @@ class BackboneData:
         network = copy.deepcopy(self.network)
         n_classes = len(self.clips.labels)
         return classifier_on(self.spec, network, n_classes, self.frames, self.stages, self.hidden)
+
+
+@dataclass
+class Int8Lower:
+    """`--int8-aware`: the frozen stages' output as the int8 TFLite file computes
+    it, for a fold's training clips, calibrated on their windows (never on a
+    test clip) and cached per calibration set like the float activations."""
+
+    cache: FeatureCache
+    located: Located
+    plan: WindowPlan
+    network: Any
+    cut: int
+    seed: int
+    progress: bool
+    built: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def outputs(self, clips: ClipSet, members: Sequence[int]) -> list[np.ndarray]:
+        trained = ClipSet([clips.clips[i] for i in members], clips.labels)
+        calibration = np.ascontiguousarray(
+            calibration_windows(clips, members, self.plan, INT8_LOWER_CALIBRATION, self.seed),
+            dtype=np.float32,
+        )
+        digest = hashlib.sha256(calibration.tobytes()).hexdigest()[:16]
+
+        def compute(batch: np.ndarray) -> np.ndarray:
+            if digest not in self.built:  # built on the first clip not in the cache
+                self.built.clear()
+                self.built[digest] = int8_lower(self.network, self.cut, calibration)
+            return np.asarray(self.built[digest](batch))
+
+        kind, variant = "int8-activations", f"stages<{self.cut}|int8|{digest}"
+        computed = NetworkCache(
+            self.cache, self.located, self.plan, compute, kind, variant, np.float16
+        )
+        return computed.outputs(trained, self.progress)
 
 
 @dataclass
@@ -675,6 +719,15 @@ def train_on_backbone(args: argparse.Namespace, preset: Preset, log: Log) -> int
     if size == "mlp" and stages:
         raise ConfigError("--size mlp is a head on the frozen network: leave out --fine-tune")
     cut = total - stages
+    if args.int8_aware and not (stages and cut):
+        raise ConfigError(
+            "--int8-aware trains the stages above a frozen cut on its int8 output: "
+            + (
+                "--fine-tune all leaves no frozen stage"
+                if stages
+                else "add --fine-tune N or --size tiny"
+            )
+        )
     if stages and args.head_l2 is not None:
         raise ConfigError("--head-l2 is for the head alone: --fine-tune trains its head by SGD")
     if size == "mlp" and args.head_l2 is not None:
@@ -743,6 +796,14 @@ def train_on_backbone(args: argparse.Namespace, preset: Preset, log: Log) -> int
         if args.teacher:
             use += f", distilled from {args.teacher}"
         training: dict[str, Any] = tune.record(total, str(args.teacher) if args.teacher else None)
+        if args.int8_aware:
+            use += "; trained on the frozen stages' float and int8 outputs"
+            training["int8_aware"] = {
+                "calibration_windows": INT8_LOWER_CALIBRATION,
+                "how": "every training window twice: the frozen stages' float output and "
+                "their int8 output (PT2E post-training quantisation simulated in torch, "
+                "calibrated on the fold's training windows)",
+            }
     elif hidden:
         use = f"frozen embeddings, MLP head ({hidden} hidden units)"
         training = {"head": f"MLP, {hidden} hidden units ({MLP_RECIPE})"}
@@ -801,6 +862,9 @@ def train_on_backbone(args: argparse.Namespace, preset: Preset, log: Log) -> int
         args.seed,
         not args.quiet,
         hidden,
+        Int8Lower(cache, located, plan, network, cut, args.seed, not args.quiet)
+        if args.int8_aware
+        else None,
     )
     teachers = None
     if args.teacher:

@@ -235,10 +235,13 @@ def test_fine_tuning_trains_only_the_top_stages_and_exports_int8(mn04_dir, tmp_p
     # Distillation: the fine-tuned run teaches the tiny student.
     student, small = tmp_path / "student", tmp_path / "small"
     distil = [*args[: args.index("--fine-tune")], "--groups", "{label}/{group}_*.wav"]
-    distil += ["--holdout-group", "rec0", "--size", "tiny", "--epochs", "100"]
+    distil += ["--holdout-group", "rec0", "--size", "tiny", "--epochs", "100", "--int8-aware"]
     assert export_main([*distil, "--teacher", str(run), "--out", str(student)]) == 0
     config = json.loads((student / "config.json").read_text())
     assert config["model"]["size"] == "tiny" and config["model"]["params"] < 200_000
+    assert config["training"]["int8_aware"]["calibration_windows"] == 256
+    assert "float and int8 outputs" in config["model"]["backbone"]["use"]
+    assert list(cache.rglob("int8-activations-*/*.npy")), "the int8 stages' output is cached"
     assert config["training"]["distillation"]["teacher"] == str(run)
     assert list(cache.rglob("teacher-*/*.npy")), "the teacher's outputs are cached"
     # The student's new layer (after its 12 pretrained stages) estimated its BatchNorm
@@ -269,6 +272,81 @@ def test_fine_tuning_trains_only_the_top_stages_and_exports_int8(mn04_dir, tmp_p
     loaded = load_bundle(small)
     probs = load_backend(loaded, "tflite", "int8").probabilities(windows).mean(0)
     assert loaded.labels[int(probs.argmax())] == "clicks"
+
+
+def test_the_int8_lower_stages_compute_what_the_int8_file_would(tagger):
+    """The simulated int8 stages stay near the float ones, yet every value of
+    their output is one of the 256 levels of an int8 tensor."""
+    pytest.importorskip("litert_torch", reason="the int8 simulation needs litert-torch")
+    from export.finetune import int8_lower, lower_activations
+
+    rng = np.random.default_rng(0)
+    windows = rng.normal(0, 1, (6, 100, 128)).astype(np.float32)
+    float_out = lower_activations(tagger, 3, windows)
+    int8_out = int8_lower(tagger, 3, windows[:4])(windows)
+    assert int8_out.shape == float_out.shape
+    assert len(np.unique(int8_out)) <= 256 < len(np.unique(float_out))
+    error = np.abs(int8_out - float_out).mean() / np.abs(float_out).mean()
+    assert 0 < error < 0.5, error
+
+
+def test_int8_lower_calibrates_on_the_training_clips_alone(tmp_path, monkeypatch):
+    """A fold's int8 stages are calibrated on its training windows only, never on
+    a test clip, and each clip keeps its window count (the float and int8 rows
+    of one window line up)."""
+    from types import SimpleNamespace
+
+    import export.transfer as transfer
+    from edge_audio.windows import WindowPlan
+    from export.data import Clip, ClipSet
+
+    seen: list[np.ndarray] = []
+
+    def fake_int8_lower(network, cut, calibration):
+        seen.append(calibration)
+        return lambda windows: windows[:, None, :, :2] * 0 + cut
+
+    monkeypatch.setattr(transfer, "int8_lower", fake_int8_lower)
+    clips = ClipSet(
+        [Clip(np.full((30, 4), float(i), np.float32), "a", f"g{i}", f"c{i}") for i in range(6)],
+        ["a"],
+    )
+    plan = WindowPlan(frames=10, mode="segments", hop=10)
+    lower = transfer.Int8Lower(
+        SimpleNamespace(dir=tmp_path),
+        SimpleNamespace(spec=SimpleNamespace(sha256="x")),
+        plan,
+        network=None,
+        cut=7,
+        seed=0,
+        progress=False,
+    )
+    outputs = lower.outputs(clips, [1, 3, 4])
+    assert [len(o) for o in outputs] == [3, 3, 3] and float(outputs[0].max()) == 7
+    assert set(np.unique(seen[0])) == {1.0, 3.0, 4.0}  # clips 0, 2 and 5 never heard
+    lower.outputs(clips, [1, 3, 4])
+    assert len(seen) == 1, "the same calibration set is read back from the cache"
+    lower.outputs(clips, [0, 2])
+    assert len(seen) == 2 and set(np.unique(seen[1])) == {0.0, 2.0}
+
+
+def test_calibration_windows_come_from_the_members_spread_over_the_classes():
+    """The one choice of int8 calibration windows (export quantize and
+    train --int8-aware both call it): the members only, every class, seeded."""
+    from edge_audio.windows import WindowPlan
+    from export.data import Clip, ClipSet, calibration_windows
+
+    clips = ClipSet(
+        [Clip(np.full((30, 4), float(i), np.float32), "ab"[i % 2], "g", f"c{i}") for i in range(8)],
+        ["a", "b"],
+    )
+    plan = WindowPlan(frames=10, mode="segments", hop=10)
+    chosen = calibration_windows(clips, [6, 1, 2, 3], plan, 4, seed=0)
+    assert chosen.shape == (4, 10, 4)
+    values = {float(w[0, 0]) for w in chosen}
+    assert values <= {1.0, 2.0, 3.0, 6.0} and values & {1.0, 3.0} and values & {2.0, 6.0}
+    again = calibration_windows(clips, [1, 2, 3, 6], plan, 4, seed=0)
+    assert np.array_equal(chosen, again), "the members' order does not change the choice"
 
 
 @pytest.mark.parametrize(
@@ -304,6 +382,8 @@ def test_bad_student_and_teacher_options_are_clear_errors(mn04_dir, tmp_path, ca
         (["--size", "mlp", "--fine-tune", "2"], "--size mlp is a head on the frozen network"),
         (["--size", "mlp", "--head-l2", "0.1"], "not --size mlp"),
         (["--size", "tiny", "--teacher", str(tmp_path / "none")], "no config.json"),
+        (["--int8-aware"], "add --fine-tune N or --size tiny"),
+        (["--fine-tune", "all", "--int8-aware"], "--fine-tune all leaves no frozen stage"),
     ]
     for extra, message in cases:
         assert export_main([*args, *extra, *out]) == 2, extra
@@ -331,8 +411,10 @@ def test_each_fold_learns_from_the_teacher_of_its_own_fold(mn04_dir, tmp_path, c
     capsys.readouterr()
 
     student = [*args, "--size", "tiny", "--out", str(tmp_path / "student")]
-    assert export_main([*student, "--cv", "--teacher", str(teachers)]) == 0
+    assert export_main([*student, "--cv", "--teacher", str(teachers), "--int8-aware"]) == 0
     assert "warning: teacher" not in capsys.readouterr().out
+    # Each fold's int8 stages were calibrated on that fold's training clips.
+    assert len(list((tmp_path / "c").rglob("int8-activations-*"))) == 3
     # One teacher for every fold: it heard rec1 and rec2, so those folds are optimistic.
     assert export_main([*student, "--cv", "--teacher", str(single)]) == 0
     out = capsys.readouterr().out
@@ -351,7 +433,9 @@ def test_backbone_options_need_each_other(tmp_path, capsys):
         ("--fine-tune", "3"),
         ("--body-lr", "1e-4"),
         ("--teacher", str(tmp_path)),
+        ("--int8-aware", None),
     ):
-        assert export_main([*args, flag, value, "--quiet"]) == 2
+        given = [flag] if value is None else [flag, value]
+        assert export_main([*args, *given, "--quiet"]) == 2
         assert f"{flag} is for a pretrained network: add --backbone" in capsys.readouterr().err
     assert export_main([*args, "--backbone", str(tmp_path / "nowhere"), "--quiet"]) == 2
