@@ -122,7 +122,7 @@ def int8_lower(network: Any, cut: int, calibration: np.ndarray) -> Any:
     detail that int8 rounding of the early, largest feature maps destroys:
     ESC-50 fold 3 of esc50-tiny lost 8 points post-training and 3 after QAT, most
     of it in the stem and first residual block. Trained on both outputs it loses
-    0.75 post-training (see the README)."""
+    0.5 post-training (see the README)."""
     import torch
     from torchao.quantization.pt2e import quantize_pt2e
 
