@@ -193,6 +193,11 @@ def index_windows(clips: ClipSet, members: Sequence[int], plan: WindowPlan) -> n
     return np.array(rows, dtype=np.int64).reshape(-1, 2)
 
 
+# int8 calibration windows by default: `export quantize --calibration` and the
+# simulated int8 stages of `train --int8-aware` (one figure, so they calibrate alike).
+CALIBRATION_WINDOWS = 256
+
+
 def calibration_windows(
     clips: ClipSet, members: Sequence[int], plan: WindowPlan, size: int, seed: int
 ) -> np.ndarray:

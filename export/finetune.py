@@ -107,11 +107,6 @@ def lower_activations(network: Any, cut: int, windows: np.ndarray) -> np.ndarray
         return torch.cat([lower(x[i : i + BATCH]) for i in range(0, len(x), BATCH)]).numpy()
 
 
-# Calibration windows of the simulated int8 lower stages: as many as `export
-# quantize` calibrates the TFLite file on by default.
-INT8_LOWER_CALIBRATION = 256
-
-
 def int8_lower(network: Any, cut: int, calibration: np.ndarray) -> Any:
     """The frozen stages below `cut` as the int8 TFLite file computes them:
     BatchNorm folded, litert-torch's PT2E post-training quantisation simulated in

@@ -28,6 +28,7 @@ from pathlib import Path
 from edge_audio.datasets import describe_groups
 
 from .card import DEFAULT_STREAM_STRIDE, command_of, write_card, write_manifest
+from .data import CALIBRATION_WINDOWS
 from .to_onnx import export_onnx_fp32, export_onnx_int8
 from .to_tflite import converter_output, export_tflite_fp32, export_tflite_int8
 from .trained_run import QuantizeError, load_data, load_run
@@ -197,9 +198,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument(
         "--calibration",
         type=int,
-        default=256,
-        help="calibration windows from the training groups (default 256; fewer are used "
-        "with a warning when a small dataset has fewer)",
+        default=CALIBRATION_WINDOWS,
+        help=f"calibration windows from the training groups (default {CALIBRATION_WINDOWS}; "
+        "fewer are used with a warning when a small dataset has fewer)",
     )
     p.add_argument(
         "--qat-epochs",

@@ -25,7 +25,7 @@ import hashlib
 import shlex
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -40,6 +40,7 @@ from . import checks
 from .augment import REVERB_SHARE, AugmentConfig, augment_batch
 from .data import (
     BACKGROUND,
+    CALIBRATION_WINDOWS,
     Clip,
     ClipSet,
     FeatureCache,
@@ -54,7 +55,6 @@ from .efficientat import TINY_STAGES
 from .finetune import (
     BODY_LR,
     FINE_TUNE_EPOCHS,
-    INT8_LOWER_CALIBRATION,
     MIXUP_ALPHA,
     STUDENT_BODY_LR,
     STUDENT_EPOCHS,
@@ -316,21 +316,22 @@ class Int8Lower:
     cut: int
     seed: int
     progress: bool
-    built: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def outputs(self, clips: ClipSet, members: Sequence[int]) -> list[np.ndarray]:
         trained = ClipSet([clips.clips[i] for i in members], clips.labels)
         calibration = np.ascontiguousarray(
-            calibration_windows(clips, members, self.plan, INT8_LOWER_CALIBRATION, self.seed),
+            calibration_windows(clips, members, self.plan, CALIBRATION_WINDOWS, self.seed),
             dtype=np.float32,
         )
         digest = hashlib.sha256(calibration.tobytes()).hexdigest()[:16]
 
+        simulated = None
+
         def compute(batch: np.ndarray) -> np.ndarray:
-            if digest not in self.built:  # built on the first clip not in the cache
-                self.built.clear()
-                self.built[digest] = int8_lower(self.network, self.cut, calibration)
-            return np.asarray(self.built[digest](batch))
+            nonlocal simulated
+            if simulated is None:  # built on the first clip not in the cache
+                simulated = int8_lower(self.network, self.cut, calibration)
+            return np.asarray(simulated(batch))
 
         kind, variant = "int8-activations", f"stages<{self.cut}|int8|{digest}"
         computed = NetworkCache(
@@ -799,7 +800,7 @@ def train_on_backbone(args: argparse.Namespace, preset: Preset, log: Log) -> int
         if args.int8_aware:
             use += "; trained on the frozen stages' float and int8 outputs"
             training["int8_aware"] = {
-                "calibration_windows": INT8_LOWER_CALIBRATION,
+                "calibration_windows": CALIBRATION_WINDOWS,
                 "how": "every training window twice: the frozen stages' float output and "
                 "their int8 output (PT2E post-training quantisation simulated in torch, "
                 "calibrated on the fold's training windows)",
