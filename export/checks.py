@@ -32,14 +32,25 @@ class Check:
         return asdict(self)
 
 
-def below_baseline(accuracy: float, baseline: float) -> Check | None:
+def below_baseline(accuracy: float, baseline: float, pretrained: bool = False) -> Check | None:
+    """A model under the logistic baseline on the same split; `pretrained` for a
+    network built on --backbone, whose remedy is another network, not more steps."""
     if accuracy >= baseline - BASELINE_MARGIN:
         return None
+    gap = (
+        f"{100 * accuracy:.1f}% on held-out clips, {100 * (baseline - accuracy):.1f} points "
+        f"below the logistic baseline ({100 * baseline:.1f}%) on the same split"
+    )
+    if pretrained:
+        return Check(
+            "below_baseline",
+            f"the pretrained network's model scored {gap}: its features do not separate "
+            "these classes; try the other --backbone (speech-embedding for spoken words, "
+            "efficientat-mn04 for sounds), --fine-tune N, or train without --backbone",
+        )
     return Check(
         "below_baseline",
-        f"the CNN scored {100 * accuracy:.1f}% on held-out clips, "
-        f"{100 * (baseline - accuracy):.1f} points below the logistic baseline "
-        f"({100 * baseline:.1f}%) on the same split: it is underfitting or the data is too "
+        f"the CNN scored {gap}: it is underfitting or the data is too "
         "small for a CNN from scratch; try more steps (--min-steps, --epochs), a smaller "
         "--size, or use the baseline's figure as what this data supports",
     )

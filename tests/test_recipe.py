@@ -57,6 +57,9 @@ def test_bad_schedules_are_errors():
 def test_each_check_fires_on_its_case_and_stays_quiet_on_a_healthy_run():
     assert checks.below_baseline(0.25, 0.99).code == "below_baseline"
     assert checks.below_baseline(0.96, 0.99) is None
+    pretrained = checks.below_baseline(0.25, 0.99, pretrained=True)
+    assert pretrained is not None and "--backbone" in pretrained.message
+    assert "CNN" not in pretrained.message
     assert checks.underfitting(0.5).code == "underfitting"
     assert checks.underfitting(0.97) is None
     rising = [0.3 + 0.02 * i for i in range(20)]
