@@ -556,7 +556,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         "output as the int8 TFLite file computes it as well as from their float output (each "
         "window twice; twice the training time). For a student whose int8 file loses points: "
         "esc50-tiny's post-training int8 lost 0.6 points over four folds with it (5.0 "
-        "without, 1.6 after QAT). Quantise such a run post-training (quantize --qat-epochs 0)",
+        "without, 1.6 after QAT). export quantize gives such a run no QAT unless asked",
     )
     p.add_argument(
         "--size",

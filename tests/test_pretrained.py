@@ -193,7 +193,7 @@ def test_an_mlp_head_on_the_frozen_backbone_trains_and_exports(mn04_dir, tmp_pat
     assert verified["tflite-fp32"]["metrics"]["agreement_with_torch"] == 1.0
 
 
-def test_fine_tuning_trains_only_the_top_stages_and_exports_int8(mn04_dir, tmp_path):
+def test_fine_tuning_trains_only_the_top_stages_and_exports_int8(mn04_dir, tmp_path, capsys):
     pytest.importorskip("litert_torch", reason="exporting needs litert-torch (train extra)")
     from export.cli import main as export_main
     from export.pretrained import load_network, locate
@@ -220,6 +220,7 @@ def test_fine_tuning_trains_only_the_top_stages_and_exports_int8(mn04_dir, tmp_p
 
     quantize = ["quantize", str(run), "--out", str(bundle), "--calibration", "32"]
     assert export_main([*quantize, "--cache", str(cache), "--allow-regression"]) == 0
+    assert "--int8-aware" not in capsys.readouterr().out  # no note for a plain fine-tune
     assert "top 2 of 17 stages" in (bundle / "card.md").read_text()
 
     from edge_audio.backends import load_backend
@@ -268,6 +269,7 @@ def test_fine_tuning_trains_only_the_top_stages_and_exports_int8(mn04_dir, tmp_p
         == 0
     )
     assert (small / "model.int8.tflite").stat().st_size <= 300 * 1024
+    assert "trained --int8-aware: post-training int8, no QAT" in capsys.readouterr().out
     assert "distilled from" in (small / "card.md").read_text()
     loaded = load_bundle(small)
     probs = load_backend(loaded, "tflite", "int8").probabilities(windows).mean(0)
@@ -347,6 +349,18 @@ def test_calibration_windows_come_from_the_members_spread_over_the_classes():
     assert values <= {1.0, 2.0, 3.0, 6.0} and values & {1.0, 3.0} and values & {2.0, 6.0}
     again = calibration_windows(clips, [1, 2, 3, 6], plan, 4, seed=0)
     assert np.array_equal(chosen, again), "the members' order does not change the choice"
+
+
+def test_an_int8_aware_run_gets_no_qat_unless_asked():
+    from export.quantize import DEFAULT_QAT_EPOCHS, qat_epochs
+
+    aware = {"int8_aware": {"calibration_windows": 256}}
+    epochs, note = qat_epochs(None, False, aware)
+    assert epochs == 0 and note is not None and "--qat" in note
+    assert qat_epochs(None, True, aware) == (DEFAULT_QAT_EPOCHS, None)
+    assert qat_epochs(2, False, aware) == (2, None)
+    assert qat_epochs(None, False, {}) == (DEFAULT_QAT_EPOCHS, None)
+    assert qat_epochs(0, True, {}) == (0, None)
 
 
 @pytest.mark.parametrize(
