@@ -82,7 +82,10 @@ def quantize_command(args: argparse.Namespace) -> int:
         f"{run.root}: {run.config.model.name}-{run.config.model.size}, "
         f"{len(run.labels)} labels; loading calibration and held-out data"
     )
-    calibration, held, training = load_data(run, args.data, args.cache, args.calibration, args.seed)
+    # The run's own seed by default: an --int8-aware run trained against int8 stages
+    # calibrated on the windows this seed picks, so the file must calibrate on them too.
+    seed = run.config.seed if args.seed is None else args.seed
+    calibration, held, training = load_data(run, args.data, args.cache, args.calibration, seed)
     epochs, note = qat_epochs(args.qat_epochs, args.qat, run.config.training)
     if note:
         print(f"  {note}")
@@ -136,7 +139,7 @@ def quantize_command(args: argparse.Namespace) -> int:
                     calibration,
                     training,
                     epochs,
-                    args.seed,
+                    seed,
                     console,
                 )
             print(f"  wrote model.int8.tflite again ({time.time() - start:.1f} s)")
@@ -174,7 +177,7 @@ def quantize_command(args: argparse.Namespace) -> int:
 
             dataset = run.config.dataset
             root = args.data or Path(dataset.root)
-            stream = choose_threshold(work, root, dataset.layout, seed=args.seed)
+            stream = choose_threshold(work, root, dataset.layout, seed=seed)
             write_stream_settings(work, stream)
             print(
                 f"  stream threshold {stream['threshold']:.2f} (best event F1 on held-out streams)"
@@ -253,6 +256,12 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         f"(default {DEFAULT_STREAM_STRIDE}; listen --stride overrides it)",
     )
     p.add_argument("--cache", type=Path, help="feature cache folder")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed of the calibration windows and QAT (default: the run's own, so an "
+        "--int8-aware run calibrates on the windows it trained against)",
+    )
     p.add_argument("--threads", type=int, default=2)
     p.set_defaults(run=quantize_command)

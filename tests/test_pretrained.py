@@ -351,6 +351,34 @@ def test_calibration_windows_come_from_the_members_spread_over_the_classes():
     assert np.array_equal(chosen, again), "the members' order does not change the choice"
 
 
+def test_quantize_calibrates_with_the_runs_own_seed(monkeypatch, tmp_path):
+    """An --int8-aware run trained against stages calibrated on the windows its seed
+    picked; quantize must pick the same ones unless --seed says otherwise."""
+    from types import SimpleNamespace
+
+    import export.quantize as quantize
+    from export.cli import main as export_main
+
+    model = SimpleNamespace(name="efficientat-mn04", size="tiny")
+    config = SimpleNamespace(seed=7, model=model, training={})
+    run = SimpleNamespace(root=tmp_path, config=config, labels=["a", "b"])
+    seeds: list[int] = []
+
+    class Chosen(Exception):
+        """Far enough: the seed is chosen."""
+
+    def stop(run, data, cache, calibration, seed):
+        seeds.append(seed)
+        raise Chosen
+
+    monkeypatch.setattr(quantize, "load_run", lambda root: run)
+    monkeypatch.setattr(quantize, "load_data", stop)
+    for extra, expected in (([], 7), (["--seed", "2"], 2)):
+        with pytest.raises(Chosen):
+            export_main(["quantize", str(tmp_path), "--out", str(tmp_path / "b"), *extra])
+        assert seeds.pop() == expected
+
+
 def test_an_int8_aware_run_gets_no_qat_unless_asked():
     from export.quantize import DEFAULT_QAT_EPOCHS, qat_epochs
 
