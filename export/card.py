@@ -157,10 +157,7 @@ def write_manifest(
 
 def cv_estimate(run: Run) -> dict[str, Any] | None:
     """A final fit's cross-validated accuracy (written by train --cv --fit-all)."""
-    path = run.root / "metrics.json"
-    if not path.is_file():
-        return None
-    estimate = json.loads(path.read_text()).get("estimate")
+    estimate = run_metrics(run).get("estimate")
     if not estimate:
         return None
     summary = {
@@ -206,14 +203,26 @@ def how_trained(training: TrainingRecord) -> str:
     )
 
 
-def pretrained_sentence(backbone: Any) -> str:
+def pretrained_sentence(backbone: Any, head_l2: dict[str, Any] | None = None) -> str:
     if not backbone:
         return ""
+    penalty = ""
+    if head_l2 and head_l2.get("how") == "chosen":
+        penalty = (
+            f" The head's L2 penalty, {head_l2['l2']:g}, was chosen by "
+            f"{head_l2['folds']}-fold cross-validation over the training groups."
+        )
     return (
         f"\nBuilt on a pretrained network ({backbone.get('use', 'backbone')}): "
         f"{backbone['source']}; weights licence {backbone['licence']}; "
-        f"sha256 {backbone['sha256']}."
+        f"sha256 {backbone['sha256']}.{penalty}"
     )
+
+
+def run_metrics(run: Run) -> dict[str, Any]:
+    """The run's metrics.json, or nothing when it has none."""
+    path = run.root / "metrics.json"
+    return dict(json.loads(path.read_text())) if path.is_file() else {}
 
 
 def write_card(out: Path, manifest: Manifest, run: Run, quantize_command: str) -> None:
@@ -228,6 +237,7 @@ def write_card(out: Path, manifest: Manifest, run: Run, quantize_command: str) -
             f"{m.get('runtime', '-')} |"
         )
     model = manifest.model
+    pretrained = pretrained_sentence(model.get("backbone"), run_metrics(run).get("head_l2"))
     labels = [label for label in manifest.labels if label != manifest.background_label]
     training = manifest.training
     verification = manifest.verification
@@ -249,7 +259,7 @@ Input: {manifest.window.seconds} s windows of {run.frontend.sample_rate} Hz audi
 
 ## Model
 {model["name"]}-{model["size"]}: {model["params"]:,} parameters, {model["macs"] / 1e6:.2f} M
-multiply-accumulates per window.{pretrained_sentence(model.get("backbone"))}
+multiply-accumulates per window.{pretrained}
 
 ## How it was trained
 On `{training.dataset}` ({training.layout} layout, {training.clips} clips),

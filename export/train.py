@@ -522,8 +522,11 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     )
     p.add_argument(
         "--head-l2",
-        type=float,
-        help="--backbone: L2 penalty of the linear head (default 1e-3)",
+        metavar="L2|auto",
+        help="--backbone: L2 penalty of the linear head. Default 'auto': chosen per fit "
+        "from 1e-4 to 1 by cross-validation over the training groups (never the test "
+        "group), which suits a speaker or recording not trained on: leaving one FSDD "
+        "speaker out, 95.2%% against 94.6%% with a fixed 1e-3",
     )
     p.add_argument(
         "--fine-tune",
@@ -561,8 +564,8 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument(
         "--size",
         help="size preset: tiny/small/medium/large (model-dependent); with --backbone, head "
-        "(a linear head, the default), mlp (a head with one hidden layer: better on unheard "
-        "speakers) or tiny (a distillation student)",
+        "(a linear head, the default), mlp (a head with one hidden layer) or tiny "
+        "(a distillation student)",
     )
     p.add_argument(
         "--epochs",

@@ -67,8 +67,19 @@ from .finetune import (
     planned_epochs,
 )
 from .fit import Log
-from .folds import Fold, plan_folds
-from .heads import HEAD_SIZES, hidden_units
+from .folds import Fold, group_folds, plan_folds
+from .heads import (
+    FALLBACK_L2,
+    HEAD_SIZES,
+    L2_GRID,
+    MLP_RECIPE,
+    Head,
+    L2Choice,
+    choose_l2,
+    fit_head,
+    fit_mlp,
+    hidden_units,
+)
 from .negatives import Negatives
 from .presets import Preset
 from .pretrained import BackboneSpec, Located, classifier_on, load_network, locate
@@ -80,95 +91,7 @@ from .runs import FoldResult, merge_checks, run_baseline, write_cv_summary, writ
 # clips, and an environmental sound is recognised better over a whole ESC-50 clip.
 BACKBONE_WINDOWS = {"esc50": (5.0, 2.5)}
 TINY_FROZEN = 7  # the tiny student trains its stages from this one up, unless --fine-tune says
-DEFAULT_L2 = 1e-3  # fixed, not tuned on any split; --head-l2 changes it
 EMBED_BATCH = 16
-
-
-@dataclass(frozen=True)
-class Head:
-    """logits = embedding @ weight.T + bias, over raw (unstandardised) embeddings."""
-
-    weight: np.ndarray  # [classes, embedding]
-    bias: np.ndarray  # [classes]
-
-    def probabilities(self, embeddings: np.ndarray) -> np.ndarray:
-        logits = embeddings @ self.weight.T + self.bias
-        logits -= logits.max(axis=1, keepdims=True)
-        e = np.exp(logits)
-        return np.asarray(e / e.sum(axis=1, keepdims=True))
-
-
-def fit_head(x: np.ndarray, y: np.ndarray, n_classes: int, l2: float, seed: int) -> Head:
-    """Multinomial logistic regression by L-BFGS on standardised inputs; the
-    standardisation is folded into the returned weights."""
-    import torch
-
-    torch.manual_seed(seed)
-    mean, std = x.mean(axis=0), x.std(axis=0) + 1e-6
-    xs = torch.from_numpy(((x - mean) / std).astype(np.float32))
-    ys = torch.from_numpy(y.astype(np.int64))
-    layer = torch.nn.Linear(x.shape[1], n_classes)
-    torch.nn.init.zeros_(layer.weight)
-    torch.nn.init.zeros_(layer.bias)
-    optimiser = torch.optim.LBFGS(
-        layer.parameters(), lr=1.0, max_iter=500, line_search_fn="strong_wolfe"
-    )
-
-    def closure() -> torch.Tensor:
-        optimiser.zero_grad()
-        loss = torch.nn.functional.cross_entropy(layer(xs), ys) + l2 * layer.weight.pow(2).sum()
-        loss.backward()
-        return loss
-
-    optimiser.step(closure)
-    w = layer.weight.detach().numpy() / std[None, :]
-    b = layer.bias.detach().numpy() - w @ mean
-    return Head(w.astype(np.float32), b.astype(np.float32))
-
-
-MLP_EPOCHS, MLP_BATCH, MLP_LR, MLP_DECAY = 60, 128, 1e-3, 1e-2
-MLP_DROPOUT = (0.2, 0.5)  # on the embedding, on the hidden layer
-MLP_RECIPE = (
-    f"AdamW, {MLP_EPOCHS} epochs, batches of {MLP_BATCH}, learning rate {MLP_LR:g}, weight "
-    f"decay {MLP_DECAY:g}, dropout {MLP_DROPOUT[0]:g}/{MLP_DROPOUT[1]:g}, label smoothing 0.1"
-)
-
-
-def fit_mlp(x: np.ndarray, y: np.ndarray, n_classes: int, hidden: int, seed: int) -> Any:
-    """The MLP head (export/heads.py) on standardised embeddings, trained with
-    dropout, returned without it and with the standardisation folded into its
-    first layer, so it takes raw embeddings as the exported model does."""
-    import torch
-
-    from .heads import new_head
-
-    torch.manual_seed(seed)
-    mean, std = x.mean(axis=0), x.std(axis=0) + 1e-6
-    xs = torch.from_numpy(((x - mean) / std).astype(np.float32))
-    ys = torch.from_numpy(y.astype(np.int64))
-    head = new_head(x.shape[1], n_classes, hidden)
-    first, act, last = head
-    trainer = torch.nn.Sequential(
-        torch.nn.Dropout(MLP_DROPOUT[0]), first, act, torch.nn.Dropout(MLP_DROPOUT[1]), last
-    )
-    optimiser = torch.optim.AdamW(trainer.parameters(), lr=MLP_LR, weight_decay=MLP_DECAY)
-    order = torch.Generator().manual_seed(seed)
-    trainer.train()
-    for _ in range(MLP_EPOCHS):
-        permutation = torch.randperm(len(xs), generator=order)
-        for start in range(0, len(xs), MLP_BATCH):
-            rows = permutation[start : start + MLP_BATCH]
-            loss = torch.nn.functional.cross_entropy(
-                trainer(xs[rows]), ys[rows], label_smoothing=0.1
-            )
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-    with torch.no_grad():  # (x - mean) / std @ W.T + b == x @ (W / std).T + (b - W / std @ mean)
-        scaled = first.weight / torch.from_numpy(std.astype(np.float32))[None, :]
-        first.bias -= scaled @ torch.from_numpy(mean.astype(np.float32))
-        first.weight.copy_(scaled)
-    return head.eval()
 
 
 class NetworkCache:
@@ -265,7 +188,7 @@ class BackboneData:
     activations: list[np.ndarray] | None  # [windows, C, F, T] below the cut, when fine-tuning
     cut: int  # first stage that trains (len(features): the head only)
     stages: int | None  # the student keeps the tagger's first `stages` (--size tiny)
-    l2: float
+    l2: float | None  # the linear head's penalty; None: chosen per fit (--head-l2 auto)
     tune: FineTuneSettings | None
     seed: int
     progress: bool
@@ -275,13 +198,11 @@ class BackboneData:
     def fit(self, members: Sequence[int], teacher: list[np.ndarray] | None = None) -> Fitted:
         labels, n_classes = self.clips.label_ids(), len(self.clips.labels)
         if self.tune is None or self.activations is None:
-            x, y, _ = _windows(self.embeddings, members, labels)
-            if self.copies is not None:
-                x2, y2 = self.copies.of(members, labels)
-                x, y = np.concatenate([x, x2]), np.concatenate([y, y2])
+            x, y = self.head_training(members)
             if self.hidden:
                 return MlpProbe(self, fit_mlp(x, y, n_classes, self.hidden, self.seed))
-            return Probe(self, fit_head(x, y, n_classes, self.l2, self.seed))
+            choice = self.head_l2(members)
+            return Probe(self, fit_head(x, y, n_classes, choice.l2, self.seed), choice)
         acts, y, _ = _windows(self.activations, members, labels)
         soft = None if teacher is None else _windows(teacher, members, labels)[0]
         if self.int8 is not None:  # every window twice: as float and as int8 computes it
@@ -292,6 +213,48 @@ class BackboneData:
             self.classifier(), self.cut, acts, y, self.tune, self.seed, self.progress, soft
         )
         return Tuned(self, tuned)
+
+    def head_training(self, members: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """The embedded windows a head trains on: those of `members` and their copies."""
+        labels = self.clips.label_ids()
+        x, y, _ = _windows(self.embeddings, members, labels)
+        if self.copies is not None:
+            x2, y2 = self.copies.of(members, labels)
+            x, y = np.concatenate([x, x2]), np.concatenate([y, y2])
+        return x, y
+
+    def head_l2(self, members: Sequence[int]) -> L2Choice:
+        """The linear head's penalty: as given, or chosen by cross-validation over
+        the groups of `members` (synthetic clips always train), scored as the run
+        is: by clip, or by window for long clips."""
+        if self.l2 is not None:
+            return L2Choice(self.l2, "given", {})
+        inner = inner_folds(self.clips, members, self.seed)
+        if len(inner) < 2:
+            return L2Choice(FALLBACK_L2, "fallback", {})
+        n_classes = len(self.clips.labels)
+        splits = [([m for m in members if m not in out], held) for held, out in held_out(inner)]
+        trained = [self.head_training(train) for train, _ in splits]
+        report = segment_report if self.segments else clip_report
+        progress = None
+        if self.progress:
+            from tqdm import tqdm
+
+            progress = tqdm(total=len(L2_GRID), desc="head L2", leave=False, disable=None)
+
+        def score(l2: float) -> float:
+            accuracy = []
+            for (x, y), (_, held) in zip(trained, splits, strict=True):
+                probe = Probe(self, fit_head(x, y, n_classes, l2, self.seed))
+                accuracy.append(report(probe, held, self.clips)["accuracy"])
+            if progress is not None:
+                progress.update()
+            return float(np.mean(accuracy))
+
+        choice = choose_l2(score, len(inner))
+        if progress is not None:
+            progress.close()
+        return choice
 
     def classifier(self) -> Any:
         """The network as trained from: pretrained stages, new layers seeded."""
@@ -340,10 +303,27 @@ class Int8Lower:
         return computed.outputs(trained, self.progress)
 
 
+def inner_folds(clips: ClipSet, members: Sequence[int], seed: int) -> list[list[int]]:
+    """The real clips of `members` in folds by group (export/folds.py), for a choice
+    made on the training side alone."""
+    chosen = [clips.clips[i] for i in members]
+    folds = group_folds(ClipSet(chosen, clips.labels), seed)
+    return [
+        [m for m, c in zip(members, chosen, strict=True) if not c.synthetic and c.group in f]
+        for f in folds
+    ]
+
+
+def held_out(folds: list[list[int]]) -> list[tuple[list[int], set[int]]]:
+    """Each fold with its members as a set, for quick exclusion."""
+    return [(fold, set(fold)) for fold in folds]
+
+
 @dataclass
 class Probe:
     data: BackboneData
     head: Head
+    choice: L2Choice | None = None  # how its penalty was come by
 
     def window_probabilities(self, members: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         x, _, owner = _windows(self.data.embeddings, members, self.data.clips.label_ids())
@@ -475,6 +455,9 @@ def run_fold(
     }
     if data.segments and split.test:
         metrics["test_segments"] = segment_report(fitted, split.test, clips)
+    choice = fitted.choice if isinstance(fitted, Probe) else None
+    if choice is not None:
+        metrics["head_l2"] = choice.record()
     baseline = run_baseline(clips, Split(train, [], split.test, [], [])) if split.test else {}
     seconds = time.time() - start
     if split.test:
@@ -484,6 +467,8 @@ def run_fold(
             f"{metrics['test']['accuracy']:.4f}, macro-F1 {metrics['test']['macro_f1']:.4f} "
             f"(baseline {baseline['accuracy']:.4f}) in {seconds:.1f} s"
         )
+    if choice is not None and choice.how != "given":
+        log(f"  fold {fold.name}: {choice.describe()}")
     found = checks.collect(
         checks.below_baseline(metrics["test"]["accuracy"], baseline["accuracy"], pretrained=True)
         if split.test
@@ -665,6 +650,20 @@ def other_words(
     ]
 
 
+def head_l2_setting(given: str | float | None) -> float | None:
+    """--head-l2 as the head fits it: a penalty, or None to choose one per fit
+    ('auto', the default)."""
+    if given is None or given == "auto":
+        return None
+    try:
+        value = float(given)
+    except ValueError:
+        raise ConfigError(f"--head-l2 {given}: a penalty such as 0.01, or 'auto'") from None
+    if not np.isfinite(value) or value < 0:
+        raise ConfigError(f"--head-l2 {given}: a penalty of 0 or more, or 'auto'")
+    return value
+
+
 def train_on_backbone(args: argparse.Namespace, preset: Preset, log: Log) -> int:
     located = locate(args.backbone)
     spec = located.spec
@@ -729,6 +728,7 @@ def train_on_backbone(args: argparse.Namespace, preset: Preset, log: Log) -> int
                 else "add --fine-tune N or --size tiny"
             )
         )
+    l2 = head_l2_setting(args.head_l2)
     if stages and args.head_l2 is not None:
         raise ConfigError("--head-l2 is for the head alone: --fine-tune trains its head by SGD")
     if size == "mlp" and args.head_l2 is not None:
@@ -774,7 +774,6 @@ def train_on_backbone(args: argparse.Namespace, preset: Preset, log: Log) -> int
 
     model_spec = ModelSpec(spec.name, size, len(clips.labels), (plan.frames, frontend.n_mels))
     prof = profile(build_model(model_spec), model_spec.input_shape)
-    l2 = DEFAULT_L2 if args.head_l2 is None else args.head_l2
     tune = None
     if stages:
         student = kept is not None
@@ -810,7 +809,11 @@ def train_on_backbone(args: argparse.Namespace, preset: Preset, log: Log) -> int
         training = {"head": f"MLP, {hidden} hidden units ({MLP_RECIPE})"}
     else:
         use = "frozen embeddings, linear head"
-        training = {"head": "logistic regression (L-BFGS)", "l2": l2}
+        l2_record: Any = l2
+        if l2 is None:
+            use += "; L2 penalty chosen by group cross-validation"
+            l2_record = {"chosen_from": list(L2_GRID), "by": "cross-validation over groups"}
+        training = {"head": "logistic regression (L-BFGS)", "l2": l2_record}
     log(f"model {spec.name}, {use}: {prof.describe()}")
     config = RunConfig(
         model=ModelRecord(
@@ -822,7 +825,11 @@ def train_on_backbone(args: argparse.Namespace, preset: Preset, log: Log) -> int
             None,
             model_spec.input_shape,
             "none",
-            {**spec.to_record(), "use": use, **({} if stages or hidden else {"head_l2": l2})},
+            {
+                **spec.to_record(),
+                "use": use,
+                **({} if stages or hidden else {"head_l2": "auto" if l2 is None else l2}),
+            },
         ),
         frontend=frontend,
         labels=tuple(clips.labels),

@@ -47,6 +47,7 @@ FULL_LANE_ONLY = {
     "test_int8_sensitivity.py",  # torch and litert-torch (a toolchain benchmark)
     "test_pretrained.py",  # torch and the pretrained weights
     "test_speech_embedding.py",  # torch, onnx and the pretrained weights
+    "test_heads.py",  # torch (the heads are fitted with it)
     "test_frontend_reference.py",  # librosa
     "test_vad.py",  # onnxruntime and Silero VAD's model (an optional part of a board)
     "test_tflite_runtime.py",  # the numpy<2 tflite-runtime venv

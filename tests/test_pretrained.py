@@ -127,6 +127,11 @@ def test_a_head_on_the_frozen_backbone_trains_exports_and_verifies(mn04_dir, tmp
     assert all(f["segment_accuracy"] is not None for f in cv["folds"])
     config = json.loads((run / "config.json").read_text())
     assert config["model"]["backbone"]["sha256"].startswith("899a8c62")
+    # Each fit chose its head's penalty on its own training clips (--head-l2 auto).
+    assert config["model"]["backbone"]["head_l2"] == "auto"
+    for metrics in [run / "metrics.json", *run.glob("fold-*/metrics.json")]:
+        chosen = json.loads(metrics.read_text())["head_l2"]
+        assert chosen["how"] == "chosen" and len(chosen["cv_accuracy"]) == 9, metrics
     assert config["model"]["normalisation"] == "none"
     assert config["frontend"]["sample_rate"] == 32000 and config["frontend"]["log"] == "ln"
     # The embeddings are cached: a second run does not need the network again.
@@ -140,6 +145,7 @@ def test_a_head_on_the_frozen_backbone_trains_exports_and_verifies(mn04_dir, tmp
     assert manifest["frontend"]["pre_emphasis"] == pytest.approx(0.97)
     card = (bundle / "card.md").read_text()
     assert "EfficientAT mn04_as" in card and "MIT" in card
+    assert "L2 penalty" in card and "cross-validation over the training groups" in card
     assert "window by window, as a stream is labelled" in card  # the segment estimate
 
     from edge_audio.backends import load_backend
@@ -156,7 +162,7 @@ def test_a_head_on_the_frozen_backbone_trains_exports_and_verifies(mn04_dir, tmp
 
 
 def test_an_mlp_head_takes_raw_embeddings_with_its_standardisation_folded_in():
-    from export.transfer import fit_mlp
+    from export.heads import fit_mlp
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 3, 600)
@@ -423,6 +429,7 @@ def test_bad_student_and_teacher_options_are_clear_errors(mn04_dir, tmp_path, ca
         (["--fine-tune", "2", "--head-l2", "0.1"], "--head-l2 is for the head alone"),
         (["--size", "mlp", "--fine-tune", "2"], "--size mlp is a head on the frozen network"),
         (["--size", "mlp", "--head-l2", "0.1"], "not --size mlp"),
+        (["--head-l2", "strong"], "--head-l2 strong: a penalty such as 0.01, or 'auto'"),
         (["--size", "tiny", "--teacher", str(tmp_path / "none")], "no config.json"),
         (["--int8-aware"], "add --fine-tune N or --size tiny"),
         (["--fine-tune", "all", "--int8-aware"], "--fine-tune all leaves no frozen stage"),
