@@ -4,6 +4,8 @@ needed: the embeddings here are made up."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -65,8 +67,10 @@ def test_inner_folds_hold_out_training_groups_only_and_never_a_synthetic_clip():
 
 
 def head_data(clips: ClipSet, embeddings: list[np.ndarray], l2: float | None) -> BackboneData:
+    """A head's data with no network: the penalty choice and fit read embeddings only."""
+    no_network: Any = None
     return BackboneData(
-        clips, None, None, 4, False, embeddings, None, None, 0, None, l2, None, 0, False
+        clips, no_network, no_network, 4, False, embeddings, None, None, 0, None, l2, None, 0, False
     )
 
 
