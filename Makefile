@@ -80,8 +80,10 @@ models: $(VENV)/.installed
 	$(PY) -m export calibrate fsdd-digits --data $(DATA)/fsdd --layout fsdd \
 		--max-false-reject-rate 0.3
 	$(PY) -m export robustness fsdd-digits --data $(DATA)/fsdd --layout fsdd
+	# A fixed L2: chosen per fit (the default) it scored 99.3% of 1 s segments in fp32
+	# but 98.9% as int8 TFLite over the five folds, against 99.2% and 99.2%.
 	$(PY) -m export train --data $(DATA)/music_speech --layout folder --out runs/music-speech \
-		--backbone efficientat-mn04 --cv --fit-all
+		--backbone efficientat-mn04 --cv --fit-all --head-l2 0.001
 	$(PY) -m export quantize runs/music-speech --out models/music-speech
 	$(PY) -m export train --data $(DATA)/esc50 --layout esc50 --out runs/esc50 \
 		--backbone efficientat-mn04 --fine-tune 10 --cv --fit-all
