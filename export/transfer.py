@@ -233,7 +233,10 @@ class BackboneData:
         if len(inner) < 2:
             return L2Choice(FALLBACK_L2, "fallback", {})
         n_classes = len(self.clips.labels)
-        splits = [([m for m in members if m not in out], held) for held, out in held_out(inner)]
+        splits = []
+        for held in inner:
+            out = set(held)
+            splits.append(([m for m in members if m not in out], held))
         trained = [self.head_training(train) for train, _ in splits]
         report = segment_report if self.segments else clip_report
         progress = None
@@ -312,11 +315,6 @@ def inner_folds(clips: ClipSet, members: Sequence[int], seed: int) -> list[list[
         [m for m, c in zip(members, chosen, strict=True) if not c.synthetic and c.group in f]
         for f in folds
     ]
-
-
-def held_out(folds: list[list[int]]) -> list[tuple[list[int], set[int]]]:
-    """Each fold with its members as a set, for quick exclusion."""
-    return [(fold, set(fold)) for fold in folds]
 
 
 @dataclass
