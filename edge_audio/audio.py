@@ -211,7 +211,9 @@ def _read_with_soundfile(path: Path, kind: str) -> tuple[np.ndarray, int]:
         import soundfile  # optional: only for formats other than WAV
     except ImportError:
         raise AudioFileError(
-            path, f"{kind} audio needs the soundfile package (pip install soundfile)"
+            path,
+            f"{kind} audio needs the soundfile package: "
+            "pip install 'edge-audio[formats]' (or pip install soundfile)",
         ) from None
     try:
         data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)

@@ -24,7 +24,18 @@ from pathlib import Path
 from .audio import wav_info
 from .errors import AudioFileError, DatasetError
 
-AUDIO_SUFFIXES = (".wav", ".wave", ".flac", ".ogg", ".mp3", ".au", ".aiff", ".aif")
+# .opus and .ogg are both Ogg containers: soundfile decodes them (the formats extra).
+AUDIO_SUFFIXES = (
+    ".wav",
+    ".wave",
+    ".flac",
+    ".ogg",
+    ".opus",
+    ".mp3",
+    ".au",
+    ".aiff",
+    ".aif",
+)
 LAYOUTS = ("folder", "esc50", "fsdd", "speech-commands", "gtzan")
 # A detector's "nothing here" class: the folder name `record` writes negatives to
 # and the label the toolchain trains them as.

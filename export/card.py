@@ -75,15 +75,23 @@ def write_manifest(
         licence_key,
         ("the licence of the training data", f"trained on {Path(dataset.root).name}"),
     )
-    for folder in (run.config.negatives or {}).get("folders", []):
+    negatives = run.config.negatives or {}
+    indexed = negative_licences(negatives)
+    for folder in negatives.get("folders", []):
         # Negatives are training data too: their licences bind the model as well.
         extra = LICENCES.get(Path(folder).name)
+        if extra is None and indexed:
+            continue  # an index.csv named each source's licence: listed below
         if extra is None:
             licence += f" + the licence of {Path(folder).name}"
             attribution += f"; negatives from {Path(folder).name}"
         elif extra[0] not in licence:
             licence += f" + {extra[0]}"
             attribution += f"; negatives: {extra[1]}"
+    for source, terms in indexed.items():
+        if terms not in licence:
+            licence += f" + {terms}"
+        attribution += f"; negatives: {source} ({terms})"
     backbone = run.config.model.backbone
     if backbone:  # the weights it started from have their own licence and authors
         attribution += (
@@ -203,6 +211,38 @@ def how_trained(training: TrainingRecord) -> str:
     )
 
 
+def negative_licences(negatives: Mapping[str, Any]) -> dict[str, str]:
+    """Source -> licence, as the negatives' index.csv files gave them (every part:
+    the model heard the train part, and was calibrated on another)."""
+    found: dict[str, str] = {}
+    for part in ("train", "validation", "calibration"):
+        found.update((negatives.get(part) or {}).get("licences", {}))
+    return dict(sorted(found.items()))
+
+
+def negatives_sentence(negatives: Mapping[str, Any] | None) -> str:
+    """The card's line on the background recordings: hours per source and part,
+    and how the parts were kept apart."""
+    if not negatives:
+        return ""
+    parts = {p: negatives.get(p) or {} for p in ("train", "validation", "calibration")}
+    total = sum(float(p.get("hours", 0.0)) for p in parts.values())
+    sources: dict[str, float] = {}
+    for part in parts.values():
+        for source, hours in (part.get("hours_by_source") or {}).items():
+            sources[source] = sources.get(source, 0.0) + float(hours)
+    listed = ", ".join(f"{k} {v:.2f} h" for k, v in sorted(sources.items()))
+    speakers = sum(float(p.get("hours_split_by_speaker", 0.0)) for p in parts.values())
+    split = ", ".join(f"{name} {float(p.get('hours', 0.0)):.2f} h" for name, p in parts.items())
+    return (
+        f"\nBackground (`_background_`) from {total:.2f} h of negative recordings"
+        + (f" ({listed})" if listed else "")
+        + f", split into {split}: {speakers:.2f} h kept apart by speaker, the rest by "
+        "recording, so no calibration or validation recording shares a voice or a "
+        "recording with training (files without a speaker id can share a voice)."
+    )
+
+
 def pretrained_sentence(backbone: Any, head_l2: dict[str, Any] | None = None) -> str:
     if not backbone:
         return ""
@@ -269,7 +309,7 @@ On `{training.dataset}` ({training.layout} layout, {training.clips} clips),
         + " synthetic espeak-ng speakers as training-only data"
         if training.synthetic_speakers
         else ""
-    }.
+    }.{negatives_sentence(training.negatives)}
 Reproduce it from the data with:
 
 ```sh

@@ -5,8 +5,11 @@ recursively. Each file is cut into model-length windows that become clips of the
 background class, so a detector learns what the world sounds like when nobody
 says a keyword: kitchens, streets, music, ordinary talk.
 
-Files are split into three parts by a hash of their recording (never by window,
-so no recording sits on two sides):
+Files are split into three parts by a hash of their voice or recording (never by
+window, so no voice or recording sits on two sides). Where a folder (or one above
+it) holds an `index.csv` with the columns `file` and `speaker` (the layout of
+`../shared/data/negatives`), the files of one speaker stay together; files without
+a speaker are split by recording:
 
 - train: background clips to learn from, and real ambience to mix under targets;
 - validation: background clips that early stopping scores;
@@ -16,9 +19,12 @@ so no recording sits on two sides):
 
 from __future__ import annotations
 
+import csv
+import functools
 import hashlib
 import re
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,12 +46,75 @@ WINDOWS_PER_FILE = 4  # a sample of each recording's moments, not its first minu
 _ESC50_NAME = re.compile(r"^\d+-(?P<source>[^-]+)-[A-Z]+-\d+$")
 
 
+INDEX_NAME = "index.csv"  # file,source,speaker,... beside (or above) the recordings
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """What an index says of one file: where it came from and whose voice it is."""
+
+    source: str
+    speaker: str  # "" where the index does not know
+    licence: str = ""
+
+
+@functools.lru_cache(maxsize=64)
+def _read_index(index: Path) -> Mapping[Path, Provenance]:
+    """An index.csv's rows by resolved file path; {} for a CSV of another shape."""
+    try:
+        with index.open(newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if not {"file", "speaker"} <= set(reader.fieldnames or ()):
+                return {}
+            return {
+                (index.parent / row["file"]).resolve(): Provenance(
+                    (row.get("source") or "").strip(),
+                    (row["speaker"] or "").strip(),
+                    (row.get("licence") or "").strip(),
+                )
+                for row in reader
+                if row.get("file")
+            }
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return {}
+
+
+@functools.lru_cache(maxsize=4096)
+def _indexes_above(folder: Path) -> tuple[Path, ...]:
+    """Every index.csv in `folder` and the folders above it, nearest first."""
+    found = [folder / INDEX_NAME] if (folder / INDEX_NAME).is_file() else []
+    return (*found, *(_indexes_above(folder.parent) if folder.parent != folder else ()))
+
+
+def provenance_of(path: Path) -> Provenance | None:
+    """The nearest index.csv's row for this file, if any index lists it."""
+    resolved = path.resolve()
+    for index in _indexes_above(resolved.parent):
+        row = _read_index(index).get(resolved)
+        if row is not None:
+            return row
+    return None
+
+
 def recording_of(path: Path) -> str:
-    """What must not be split across parts: the source recording of an ESC-50
-    clip, the file otherwise (its name, so the split does not depend on where the
-    folder lives)."""
+    """What must not be split across parts: the speaker an index names (every file
+    of one voice together), the source recording of an ESC-50 clip, the file
+    otherwise (its name, so the split does not depend on where the folder lives)."""
+    known = provenance_of(path)
+    if known is not None and known.speaker:
+        return f"speaker:{known.source}:{known.speaker}"
     match = _ESC50_NAME.match(path.stem)
     return f"esc50:{match['source']}" if match else f"{path.parent.name}/{path.name}"
+
+
+def source_of(path: Path, folder: Path) -> str:
+    """The source a file's hours are reported under: the index's `source`, else
+    the first folder below the --negatives folder (its own name for loose files)."""
+    known = provenance_of(path)
+    if known is not None and known.source:
+        return known.source
+    inner = path.relative_to(folder).parts
+    return inner[0] if len(inner) > 1 else folder.name
 
 
 def group_of(part: str) -> str:
@@ -64,7 +133,12 @@ def part_of(path: Path, seed: int = 0, shares: Sequence[float] = SHARES) -> str:
 def find_audio(folders: Sequence[Path]) -> list[Path]:
     """Every audio file under the folders (recursively), sorted; a folder that is
     missing or holds no audio is an error that names it."""
-    found: list[Path] = []
+    return [path for _, path in find_audio_by_folder(folders)]
+
+
+def find_audio_by_folder(folders: Sequence[Path]) -> list[tuple[Path, Path]]:
+    """(folder given, file) for every audio file under the folders, as find_audio."""
+    found: list[tuple[Path, Path]] = []
     for folder in folders:
         folder = Path(folder)
         if not folder.is_dir():
@@ -77,7 +151,7 @@ def find_audio(folders: Sequence[Path]) -> list[Path]:
                 f"--negatives {folder}: no audio files ({', '.join(AUDIO_SUFFIXES)}) in it "
                 "or below it"
             )
-        found.extend(files)
+        found.extend((folder, f) for f in files)
     return found
 
 
@@ -86,10 +160,34 @@ class NegativePart:
     clips: list[Clip] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     seconds: float = 0.0  # of audio in the part's files, whether or not every window is used
+    # seconds per source (export/negatives.source_of), and per way the part was chosen
+    by_source: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    by_speaker_seconds: float = 0.0  # of files whose index named a speaker
+    licences: dict[str, str] = field(default_factory=dict)  # source -> what its index says
 
     @property
     def hours(self) -> float:
         return self.seconds / 3600
+
+    def add_file(self, path: Path, source: str, seconds: float) -> None:
+        self.files.append(path)
+        self.seconds += seconds
+        self.by_source[source] += seconds
+        if recording_of(path).startswith("speaker:"):
+            self.by_speaker_seconds += seconds
+        known = provenance_of(path)
+        if known is not None and known.licence:
+            self.licences[source] = known.licence
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "files": len(self.files),
+            "hours": round(self.hours, 3),
+            "windows": len(self.clips),
+            "hours_by_source": {k: round(v / 3600, 3) for k, v in sorted(self.by_source.items())},
+            "hours_split_by_speaker": round(self.by_speaker_seconds / 3600, 3),
+            "licences": dict(sorted(self.licences.items())),
+        }
 
 
 @dataclass
@@ -108,22 +206,26 @@ class Negatives:
             "shares": dict(zip(PARTS, SHARES, strict=True)),
             "windows_per_file": self.windows_per_file,
             "skipped": len(self.skipped),
-            **{
-                part: {
-                    "files": len(p.files),
-                    "hours": round(p.hours, 3),
-                    "windows": len(p.clips),
-                }
-                for part, p in self.parts.items()
-            },
+            **{part: p.summary() for part, p in self.parts.items()},
         }
 
     def describe(self) -> str:
+        """For the log: each part's size, then the hours of each source."""
         bits = ", ".join(
             f"{p}: {len(v.files)} files, {v.hours:.2f} h, {len(v.clips)} windows"
             for p, v in self.parts.items()
         )
-        return f"negatives {bits}; {len(self.skipped)} skipped"
+        sources: dict[str, float] = defaultdict(float)
+        for part in self.parts.values():
+            for source, seconds in part.by_source.items():
+                sources[source] += seconds
+        by_source = ", ".join(f"{k} {v / 3600:.2f} h" for k, v in sorted(sources.items()))
+        speakers = sum(p.by_speaker_seconds for p in self.parts.values()) / 3600
+        return (
+            f"negatives {bits}; {len(self.skipped)} skipped\n"
+            f"negatives by source: {by_source}; {speakers:.2f} h split by speaker "
+            "(an index.csv named them), the rest by recording"
+        )
 
 
 def file_windows(features: np.ndarray, plan: WindowPlan, most: int) -> list[np.ndarray]:
@@ -147,16 +249,16 @@ def load_negatives(
 ) -> Negatives:
     """Features of every negative file, cut into windows, split into the parts.
     Unreadable files are skipped and listed, as the dataset scan does."""
-    files = find_audio(folders)
+    found = find_audio_by_folder(folders)
     parts = {p: NegativePart() for p in PARTS}
     skipped: list[Skipped] = []
-    iterator = files
+    iterator: Sequence[tuple[Path, Path]] = found
     if progress:
         from tqdm import tqdm
 
-        iterator = tqdm(files, desc="negatives", unit="file", leave=False, disable=None)
+        iterator = tqdm(found, desc="negatives", unit="file", leave=False, disable=None)
     hop_s = cache.config.hop_length / cache.config.sample_rate
-    for path in iterator:
+    for folder, path in iterator:
         try:
             features = cache.features(path)
         except AudioFileError as exc:
@@ -167,8 +269,7 @@ def load_negatives(
             continue
         name = part_of(path, seed)
         part = parts[name]
-        part.files.append(path)
-        part.seconds += features.shape[0] * hop_s
+        part.add_file(path, source_of(path, Path(folder)), features.shape[0] * hop_s)
         for k, window in enumerate(file_windows(features, plan, windows_per_file)):
             part.clips.append(Clip(window, BACKGROUND, group_of(name), f"{path}#{k}"))
     if not any(p.files for p in parts.values()):

@@ -138,12 +138,18 @@ def test_ambience_is_mixed_at_the_asked_snr():
 
 
 def negatives_folder(root: Path, files: int = 4) -> Path:
+    """Hum and hiss, every other file Ogg Opus (the format of the shared negatives)."""
+    import soundfile
+
     root.mkdir(parents=True)
     rng = np.random.default_rng(0)
     for i in range(files):
         t = np.arange(8000 * 15) / 8000
         hum = 0.2 * np.sin(2 * np.pi * rng.uniform(80, 400) * t) + rng.normal(0, 0.05, t.size)
-        write_wav(root / f"room{i}.wav", hum, 8000)
+        if i % 2:
+            soundfile.write(root / f"room{i}.opus", hum, 8000, format="OGG", subtype="OPUS")
+        else:
+            write_wav(root / f"room{i}.wav", hum, 8000)
     return root
 
 

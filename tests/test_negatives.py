@@ -13,10 +13,21 @@ from edge_audio.audio import write_wav as _write_wav
 from edge_audio.errors import ConfigError
 from edge_audio.frontend import FrontendConfig
 from edge_audio.windows import WindowPlan
+from export.card import negatives_sentence
 from export.data import BACKGROUND, ClipSet, FeatureCache, Split
 from export.material import add_negatives, is_validation_negative
-from export.negatives import PARTS, file_windows, find_audio, load_negatives, part_of, recording_of
+from export.negatives import (
+    PARTS,
+    file_windows,
+    find_audio,
+    load_negatives,
+    part_of,
+    provenance_of,
+    recording_of,
+    source_of,
+)
 
+from .conftest import shared_dataset
 from .test_train import make_folder_dataset, run_export
 
 FRONTEND = FrontendConfig(sample_rate=8000, n_fft=256, win_length=200, hop_length=80, n_mels=40)
@@ -26,6 +37,13 @@ PLAN = WindowPlan.for_frontend(98, "keyword", 25, FRONTEND)
 def write_wav(path: Path, samples: np.ndarray, rate: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     _write_wav(path, samples, rate)
+
+
+def write_opus(path: Path, samples: np.ndarray, rate: int) -> None:
+    import soundfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    soundfile.write(path, samples, rate, format="OGG", subtype="OPUS")
 
 
 def noise(seconds: float, rate: int, seed: int, channels: int = 1) -> np.ndarray:
@@ -126,8 +144,11 @@ def test_calibration_negatives_never_reach_training_and_validation_ones_never_a_
 def test_negatives_turn_a_folder_model_into_a_detector(tmp_path):
     data = make_folder_dataset(tmp_path / "data", per_class=6)
     root = tmp_path / "neg"
-    for i in range(20):
-        write_wav(root / f"n{i}.wav", noise(2.5, 16000, i), 16000)
+    for i in range(20):  # half of them Ogg Opus, the format of ../shared/data/negatives
+        if i % 2:
+            write_opus(root / f"n{i}.opus", noise(2.5, 16000, i), 16000)
+        else:
+            write_wav(root / f"n{i}.wav", noise(2.5, 16000, i), 16000)
     (root / "bad.wav").write_bytes(b"not a wav")
     out = tmp_path / "run"
     result = run_export(
@@ -139,6 +160,7 @@ def test_negatives_turn_a_folder_model_into_a_detector(tmp_path):
     config = json.loads((out / "config.json").read_text())
     assert config["background_class"] == BACKGROUND and BACKGROUND in config["labels"]
     assert config["negatives"]["skipped"] == 1 and config["negatives"]["train"]["files"] > 0
+    assert sum(config["negatives"][p]["files"] for p in PARTS) == 20  # every Opus file read
     assert config["augmentation"]["reverb_prob"] == 0.0
     assert config["augmentation"]["gain_db"] == 20.0
     log = (out / "train.log").read_text()
@@ -186,3 +208,89 @@ def test_rooms_are_on_for_detectors_with_negatives_unless_switched(negatives, fl
     from export.train import reverb_on
 
     assert reverb_on(argparse.Namespace(negatives=negatives, reverb=flag)) is on
+
+
+def indexed_talk(root: Path, speakers: int = 30, per_speaker: int = 4) -> Path:
+    """Talk as ../shared/data/negatives lays it out: an index.csv (file, source,
+    speaker, licence) above speaker folders, one source without speaker ids."""
+    rows = ["file,source,speaker,licence,text"]
+    for s in range(speakers):
+        for k in range(per_speaker):
+            name = f"talk/readers/S{s:02d}/{k}.wav"
+            write_wav(root / name, noise(1.2, 8000, s * 100 + k), 8000)
+            rows.append(f"{name},readers,S{s:02d},CC BY 4.0,HELLO THERE")
+    for k in range(10):
+        name = f"talk/orders/{k}.opus"
+        write_opus(root / name, noise(1.2, 16000, 9000 + k), 16000)
+        rows.append(f"{name},orders,,Apache-2.0,A LATTE PLEASE")
+    (root / "index.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_an_index_keeps_each_speaker_in_one_part(tmp_path):
+    root = indexed_talk(tmp_path / "negatives")
+    # the index is found from a subfolder given to --negatives, as from the top
+    for given in (root, root / "talk"):
+        cache = FeatureCache(FRONTEND, tmp_path / "cache")
+        negatives = load_negatives([given], cache, PLAN, progress=False)
+        speakers = {
+            part: {provenance_of(f).speaker for f in p.files if provenance_of(f).speaker}
+            for part, p in negatives.parts.items()
+        }
+        assert all(speakers.values())  # 30 speakers reach every part
+        assert not speakers["train"] & speakers["validation"]
+        assert not speakers["train"] & speakers["calibration"]
+        assert not speakers["validation"] & speakers["calibration"]
+        summary = negatives.summary()
+        by_source = {
+            source: sum(summary[p]["hours_by_source"].get(source, 0.0) for p in PARTS)
+            for source in ("readers", "orders")
+        }
+        assert by_source["readers"] == pytest.approx(30 * 4 * 1.2 / 3600, abs=0.002)
+        assert by_source["orders"] == pytest.approx(10 * 1.2 / 3600, abs=0.002)
+        split_by_speaker = sum(summary[p]["hours_split_by_speaker"] for p in PARTS)
+        assert split_by_speaker == pytest.approx(by_source["readers"], abs=0.002)
+        licences = {k: v for p in PARTS for k, v in summary[p]["licences"].items()}
+        assert licences == {"readers": "CC BY 4.0", "orders": "Apache-2.0"}
+        assert "readers 0.04 h" in negatives.describe()
+
+
+def test_without_an_index_the_split_is_by_recording_as_before(tmp_path):
+    root = tmp_path / "plain"
+    write_wav(root / "kitchen" / "a.wav", noise(1.2, 8000, 1), 8000)
+    path = root / "kitchen" / "a.wav"
+    assert provenance_of(path) is None and recording_of(path) == "kitchen/a.wav"
+    assert source_of(path, root) == "kitchen" and source_of(path, root / "kitchen") == "kitchen"
+    # an unrelated index.csv (other columns, or not listing the file) changes nothing
+    (root / "index.csv").write_text("name,value\na.wav,1\n")
+    assert recording_of(path) == "kitchen/a.wav"
+
+
+def test_the_card_says_hours_per_source_and_how_the_parts_were_kept_apart(tmp_path):
+    root = indexed_talk(tmp_path / "negatives", speakers=12)
+    negatives = load_negatives([root], FeatureCache(FRONTEND, tmp_path / "c"), PLAN, progress=False)
+    sentence = negatives_sentence(negatives.summary())
+    assert "orders 0.00 h" in sentence and "readers 0.02 h" in sentence
+    assert "kept apart by speaker" in sentence and "calibration" in sentence
+    assert negatives_sentence(None) == ""
+
+
+@pytest.mark.shared
+def test_the_shared_negatives_never_put_a_speaker_on_two_sides():
+    """The real index: 490 voices, none of them in two parts (read from the index;
+    no audio decoded)."""
+    import csv
+
+    root = shared_dataset("negatives")
+    with (root / "index.csv").open(newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["speaker"]]
+    assert len(rows) > 4000
+    parts_of: dict[str, set[str]] = {}
+    for row in rows:
+        path = root / row["file"]
+        assert recording_of(path) == f"speaker:{row['source']}:{row['speaker']}"
+        parts_of.setdefault(row["speaker"], set()).add(part_of(path))
+    assert len(parts_of) > 400
+    assert all(len(parts) == 1 for parts in parts_of.values())
+    shares = [sum(p == {part} for p in parts_of.values()) / len(parts_of) for part in PARTS]
+    np.testing.assert_allclose(shares, [0.7, 0.15, 0.15], atol=0.06)
