@@ -56,6 +56,7 @@ class Provenance:
     source: str
     speaker: str  # "" where the index does not know
     licence: str = ""
+    text: str = ""  # the transcript, where the index has one
 
 
 @functools.lru_cache(maxsize=64)
@@ -71,6 +72,7 @@ def _read_index(index: Path) -> Mapping[Path, Provenance]:
                     (row.get("source") or "").strip(),
                     (row["speaker"] or "").strip(),
                     (row.get("licence") or "").strip(),
+                    (row.get("text") or "").strip(),
                 )
                 for row in reader
                 if row.get("file")

@@ -228,6 +228,21 @@ def unheard(folder: Path, seed: int) -> list[Path]:
     return [f for f in find_audio([folder]) if part_of(f, seed) != "train"]
 
 
+def unheard_shared_negatives(bundle: Bundle, data: Path) -> dict[str, list[Path]]:
+    """The parts of ../shared/data/negatives a bundle never trained on (its split's
+    validation and calibration parts, by speaker where the index names one): talk
+    without digit words, and music with everyday noise. A bundle that never
+    heard the folder gets the same files, so figures before and after retraining
+    on it are measured on the same audio."""
+    training = bundle.manifest.training
+    seed = int((training.negatives or {}).get("seed", 0)) if training else 0
+    root = data / "negatives"
+    return {
+        "held_out_talk": unheard(root / "talk", seed),
+        "held_out_music_and_noise": unheard(root / "music", seed) + unheard(root / "noise", seed),
+    }
+
+
 def unheard_sounds_and_talk(bundle: Bundle, data: Path) -> tuple[list[Path], list[Path]]:
     """The benchmarks' negatives from `data` (../shared/data), as the bundle's own
     split left them out of training: everyday sounds and music (ESC-50, GTZAN
