@@ -220,9 +220,29 @@ def negative_licences(negatives: Mapping[str, Any]) -> dict[str, str]:
     return dict(sorted(found.items()))
 
 
-def negatives_sentence(negatives: Mapping[str, Any] | None) -> str:
+def mining_sentence(recipe: Mapping[str, Any] | None, rounds: list[dict[str, Any]]) -> str:
+    """The card's line on hard-negative mining: the recipe and what each round found."""
+    if not recipe:
+        return ""
+    found = "; ".join(
+        f"round {r['round']}: {r['above_half']:,} of {r['windows_scored']:,} windows scored "
+        f"above 0.5, {r['added']} added"
+        for r in rounds
+    )
+    return (
+        f" Hard negatives: {recipe['rounds']} round(s) of mining; after each fit the model "
+        f"scored every window of the train part every {recipe['stride_s']:g} s and the "
+        f"{recipe['windows']} highest (at most {recipe['per_file']} a recording) joined the "
+        f"background, x{recipe['weight']}, before it fitted again"
+        + (f" ({found})." if found else ".")
+    )
+
+
+def negatives_sentence(
+    negatives: Mapping[str, Any] | None, rounds: list[dict[str, Any]] | None = None
+) -> str:
     """The card's line on the background recordings: hours per source and part,
-    and how the parts were kept apart."""
+    how the parts were kept apart, and any mining."""
     if not negatives:
         return ""
     parts = {p: negatives.get(p) or {} for p in ("train", "validation", "calibration")}
@@ -240,6 +260,7 @@ def negatives_sentence(negatives: Mapping[str, Any] | None) -> str:
         + f", split into {split}: {speakers:.2f} h kept apart by speaker, the rest by "
         "recording, so no calibration or validation recording shares a voice or a "
         "recording with training (files without a speaker id can share a voice)."
+        + mining_sentence(negatives.get("mining"), rounds or [])
     )
 
 
@@ -309,7 +330,7 @@ On `{training.dataset}` ({training.layout} layout, {training.clips} clips),
         + " synthetic espeak-ng speakers as training-only data"
         if training.synthetic_speakers
         else ""
-    }.{negatives_sentence(training.negatives)}
+    }.{negatives_sentence(training.negatives, run_metrics(run).get("mining"))}
 Reproduce it from the data with:
 
 ```sh

@@ -104,6 +104,16 @@ def run_model(model, batch: np.ndarray):
     return model(x.to(model_device(core)))
 
 
+def batch_probabilities(model, batch: np.ndarray) -> np.ndarray:
+    """Probabilities of windows [B, frames, mels] in dB, in eval mode without
+    gradients (hard-negative mining scores hours of windows this way)."""
+    import torch
+
+    model.eval()
+    with torch.no_grad():
+        return torch.softmax(run_model(model, batch), dim=1).cpu().numpy()
+
+
 def window_probabilities(
     model,
     clips: ClipSet,

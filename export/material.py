@@ -16,6 +16,7 @@ from .data import (
     background_clips,
 )
 from .fit import Log, _progress
+from .mining import MiningSettings
 from .negatives import Negatives, group_of
 from .presets import Preset
 
@@ -165,3 +166,4 @@ class Material:
     groups_declared: bool
     negatives: Negatives | None = None
     rooms: list[np.ndarray] | None = None  # mel kernels for reverberation (export/room.py)
+    mining: MiningSettings | None = None  # hard-negative rounds (export/mining.py)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,15 @@ from .data import (
 )
 from .distributed import World
 from .finetune import BODY_LR, STUDENT_BODY_LR
-from .fit import Log, TrainSettings, evaluate_clips, fit, require_torch, window_probabilities
+from .fit import (
+    Log,
+    TrainSettings,
+    batch_probabilities,
+    evaluate_clips,
+    fit,
+    require_torch,
+    window_probabilities,
+)
 from .folds import Fold, limit_per_class_and_group, plan_folds
 from .material import (
     Material,
@@ -55,6 +63,7 @@ from .material import (
     synthetic_speakers,
     words_for,
 )
+from .mining import MiningRound, MiningSettings, mine_round
 from .negatives import WINDOWS_PER_FILE, Negatives, load_negatives
 from .presets import PRESETS, Preset
 from .room import ROOMS, RoomConfig, kernel_bank, room_method
@@ -109,6 +118,29 @@ def run_fold(
     first = fit(
         combined, split, plan, settings, material.bank, log, fold.name, world, material.rooms
     )
+    mined: list[MiningRound] = []
+    mining = material.mining
+    if mining and mining.rounds and material.negatives and not first.interrupted:
+        for number in range(1, mining.rounds + 1):
+            combined, split, found = mine_round(
+                number,
+                first.model,
+                combined,
+                split,
+                material.negatives.parts["train"].files,
+                cache,
+                plan,
+                mining,
+                batch_probabilities,
+            )
+            log(f"fold {fold.name}: {found.describe()} (x{mining.weight}); fitting again")
+            mined.append(found)
+            first = fit(
+                combined, split, plan, settings, material.bank, log,
+                f"{fold.name} mined {number}", world, material.rooms,
+            )  # fmt: skip
+            if first.interrupted:
+                break
     model, interrupted = first.model, first.interrupted
     validation_metrics = evaluate_clips(model, combined, split.validation, plan)
     if settings.refit and split.validation and not interrupted and first.best_epoch > 0:
@@ -131,7 +163,7 @@ def run_fold(
         model, interrupted = again.model, again.interrupted
     real_test = [i for i in split.test if combined.clips[i].label != BACKGROUND]
     background_test = [i for i in split.test if combined.clips[i].label == BACKGROUND]
-    metrics = {
+    metrics: dict[str, Any] = {
         "train": evaluate_clips(model, combined, split.train, plan),
         "validation": validation_metrics,  # of the early-stopped model, before any refit
     }
@@ -145,6 +177,8 @@ def run_fold(
         segments = classification_report(truth, probs.argmax(1), combined.labels)
         metrics["test_segments"] = {k: segments[k] for k in ("n", "accuracy", "macro_f1")}
         metrics["test_segments"]["seconds"] = preset.window_s
+    if mined:
+        metrics["mining"] = [asdict(r) for r in mined]
     if background_test:
         bg = evaluate_clips(model, combined, background_test, plan)
         metrics["test_background"] = {"n": bg["n"], "recall": bg["accuracy"]}
@@ -235,8 +269,18 @@ def prepare(args: argparse.Namespace, preset: Preset, log: Log) -> tuple[Any, Ma
         index.groups_declared,
         negatives,
         rooms,
+        mining_settings(args) if negatives else None,
     )
     return (index, voice_names), material
+
+
+def mining_settings(args: argparse.Namespace) -> MiningSettings:
+    return MiningSettings(
+        rounds=args.mine_rounds,
+        windows=args.mine_windows,
+        weight=args.mine_weight,
+        per_file=args.mine_per_file,
+    ).check()
 
 
 def load_logged_negatives(
@@ -273,6 +317,17 @@ def train_command(args: argparse.Namespace) -> int:
         raise ConfigError("--fit-all needs --cv: cross-validation chooses how long to train")
     if args.negatives_per_file < 1:
         raise ConfigError("--negatives-per-file must be at least 1")
+    mining_settings(args)  # bad mining options fail before any feature is computed
+    if args.mine_rounds and not args.negatives:
+        raise ConfigError(
+            "--mine-rounds mines the negatives' train part: add --negatives DIR ... "
+            "(recordings that hold none of the classes)"
+        )
+    if args.mine_rounds and args.backbone:
+        raise ConfigError(
+            "--mine-rounds trains a CNN from scratch again after each round; a head on "
+            "--backbone does not mine yet"
+        )
     if args.backbone:
         from .transfer import train_on_backbone
 
@@ -349,7 +404,7 @@ def train_command(args: argparse.Namespace) -> int:
         },
         training={k: v for k, v in settings.__dict__.items() if k != "augment"},
         distributed={"processes": world.size, "device": world.device},
-        negatives=material.negatives.summary() if material.negatives else {},
+        negatives=negatives_record(material),
         command="python -m export " + " ".join(shlex.quote(a) for a in args.argv),
     )
     results = []
@@ -388,6 +443,17 @@ def train_command(args: argparse.Namespace) -> int:
         log.write(args.out / "train.log")
     world.close()
     return 130 if interrupted else 0
+
+
+def negatives_record(material: Material) -> dict[str, Any]:
+    """The negatives' summary for config.json and the manifest, with the mining
+    recipe when it ran (each round's findings are in the fold's metrics.json)."""
+    if not material.negatives:
+        return {}
+    record = material.negatives.summary()
+    if material.mining and material.mining.rounds:
+        record["mining"] = material.mining.to_dict()
+    return record
 
 
 def dataset_record(args: argparse.Namespace, index: Any, clips: ClipSet) -> DatasetRecord:
@@ -667,9 +733,10 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         metavar="DIR",
         help="folders of audio that holds none of the classes (any length, rate or channels; "
         "walked recursively): the background class, hard negatives, and ambience mixed under "
-        "the clips. Split by recording: 70%% train, 15%% validation, 15%% calibration "
+        "the clips. Split by speaker (an index.csv with file,speaker columns in or above "
+        "the folder) or by recording: 70%% train, 15%% validation, 15%% calibration "
         "(never trained on: `python -m export calibrate` counts false alarms on it). "
-        "Makes any layout a detector",
+        "Ogg Opus, FLAC and MP3 need the formats extra. Makes any layout a detector",
     )
     p.add_argument(
         "--negatives-per-file",
@@ -678,6 +745,38 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         metavar="N",
         help=f"at most N windows from each negative file, spread over it "
         f"(default {WINDOWS_PER_FILE})",
+    )
+    defaults = MiningSettings()
+    p.add_argument(
+        "--mine-rounds",
+        type=int,
+        default=defaults.rounds,
+        metavar="N",
+        help="with --negatives: N rounds of hard-negative mining. After each fit the model "
+        "scores every window of the negatives' train part as the device slides over them, "
+        "and the highest-scoring ones (the false alarms it would raise) join the background, "
+        f"weighted, before it fits again (default {defaults.rounds}; each round costs one fit)",
+    )
+    p.add_argument(
+        "--mine-windows",
+        type=int,
+        default=defaults.windows,
+        metavar="K",
+        help=f"windows a mining round adds (default {defaults.windows})",
+    )
+    p.add_argument(
+        "--mine-weight",
+        type=int,
+        default=defaults.weight,
+        metavar="W",
+        help=f"times each mined window is trained on per epoch (default {defaults.weight})",
+    )
+    p.add_argument(
+        "--mine-per-file",
+        type=int,
+        default=defaults.per_file,
+        metavar="M",
+        help=f"at most M mined windows from one recording a round (default {defaults.per_file})",
     )
     p.add_argument("--noise", type=Path, help="folder of noise WAVs for augmentation/background")
     p.add_argument(

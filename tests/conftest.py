@@ -41,6 +41,7 @@ FULL_LANE_ONLY = {
     "test_recipe.py",  # torch
     "test_threshold.py",  # the export toolchain
     "test_negatives.py",  # the export toolchain
+    "test_mining.py",  # the export toolchain (torch)
     "test_room.py",  # the export toolchain (pyroomacoustics)
     "test_calibrate.py",  # the export toolchain
     "test_bundle.py",  # builds a bundle with torch and litert-torch
