@@ -16,6 +16,7 @@ window). `tests/test_room.py` checks it against reverberating the waveform.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -114,16 +115,27 @@ def reverberate(audio: np.ndarray, rir: np.ndarray) -> np.ndarray:
     return (wet * peak / max(float(np.abs(wet).max()), 1e-12)).astype(np.float32)
 
 
+def db_per_unit(frontend: FrontendConfig) -> float:
+    """Decibels per unit of the frontend's features: a pretrained network's input
+    is (log + offset) / divisor, and its log may be natural (EfficientAT) or in
+    dB. Augmentation works in dB (levels, SNRs, rooms): features times this are
+    dB up to a constant, which no step depends on."""
+    natural = frontend.log == "ln"
+    return frontend.divisor * (10.0 / math.log(10.0) if natural else 1.0)
+
+
+def band_power(features: np.ndarray, frontend: FrontendConfig) -> np.ndarray:
+    """Mel-band power of features, undoing the frontend's scaling and its log."""
+    value = features.astype(np.float64) * frontend.divisor - frontend.offset
+    return np.exp(value) if frontend.log == "ln" else np.power(10.0, value / 10)
+
+
 def mel_kernel(rir: np.ndarray, frontend: FrontendConfig) -> np.ndarray:
     """The impulse response as mel-band power per frame [K, mels], each band
     divided by its largest frame: what one frame of sound leaves in the frames
     after it."""
-    if frontend.log != "db":
-        raise ValueError("room kernels need a frontend whose log is in dB")
     padded = np.concatenate([rir, np.zeros(frontend.win_length, np.float32)])
-    features = LogMel(frontend)(padded).astype(np.float64)
-    db = features * frontend.divisor - frontend.offset  # undo a pretrained input's scaling
-    power = np.power(10.0, db / 10)
+    power = band_power(LogMel(frontend)(padded), frontend)
     first = int(np.argmax(power.sum(axis=1)))
     power = power[first:]
     power /= np.maximum(power.max(axis=0, keepdims=True), 1e-30)

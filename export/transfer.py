@@ -83,7 +83,7 @@ from .heads import (
 from .negatives import Negatives
 from .presets import Preset
 from .pretrained import BackboneSpec, Located, classifier_on, load_network, locate
-from .room import room_method
+from .room import db_per_unit, room_method
 from .run_config import ModelRecord, RunConfig, RunWindow
 from .runs import FoldResult, merge_checks, run_baseline, write_cv_summary, write_run
 
@@ -539,7 +539,7 @@ def room_copies(
     from .room import ROOMS, RoomConfig, kernel_bank
     from .train import ambience
 
-    scale = np.float32(frontend.divisor)  # features to dB, as in augmented_copies
+    scale = np.float32(db_per_unit(frontend))  # features to dB, as in augmented_copies
     rooms = kernel_bank(frontend, RoomConfig(augment.rt60), ROOMS, seed)
     log(
         f"rooms: {len(rooms)} impulse responses, RT60 {augment.rt60[0]:g}-{augment.rt60[1]:g} s "
@@ -577,10 +577,9 @@ def augmented_copies(
 ) -> tuple[ClipSet, np.ndarray]:
     """`count` augmented first windows of every dataset clip (not of the negatives or
     synthetic speakers), drawn with their own seed, as a ClipSet the embedding cache
-    can hold, and the clip each copy came from. Augmentation works in dB: features
-    times the frontend's divisor are dB up to a constant, which no step here
-    depends on."""
-    scale = np.float32(frontend.divisor)
+    can hold, and the clip each copy came from. Augmentation works in dB
+    (export/room.db_per_unit: for EfficientAT's natural log, 4.34 dB a unit)."""
+    scale = np.float32(db_per_unit(frontend))
     rng = np.random.default_rng(seed)
     made: list[Clip] = []
     owner: list[int] = []

@@ -488,3 +488,29 @@ def test_backbone_options_need_each_other(tmp_path, capsys):
         assert export_main([*args, *given, "--quiet"]) == 2
         assert f"{flag} is for a pretrained network: add --backbone" in capsys.readouterr().err
     assert export_main([*args, "--backbone", str(tmp_path / "nowhere"), "--quiet"]) == 2
+
+
+def test_a_head_on_mn04_with_negatives_hears_rooms_in_its_own_log(mn04_dir, tmp_path):
+    """The README's home-sound path: a folder, --backbone efficientat-mn04 and
+    --negatives. Room copies need the natural-log frontend's rooms (it raised
+    'room kernels need a frontend whose log is in dB' before)."""
+    from export.cli import main as export_main
+
+    data = make_sounds(tmp_path / "sounds")
+    negatives = tmp_path / "noises"
+    negatives.mkdir()
+    rng = np.random.default_rng(5)
+    for i in range(6):
+        write_wav(negatives / f"hum{i}.wav", rng.normal(0, 0.05, 3 * 16000), 16000)
+    out = tmp_path / "run"
+    args = [
+        "train", "--data", str(data), "--layout", "folder", "--cache", str(tmp_path / "cache"),
+        "--quiet", "--backbone", str(mn04_dir), "--window", "2.0", "--negatives", str(negatives),
+        "--out", str(out),
+    ]  # fmt: skip
+    assert export_main(args) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert "_background_" in config["labels"] and config["negatives"]["train"]["files"] > 0
+    assert config["augmentation"]["rooms"] in ("pyroomacoustics", "generated")
+    log = (out / "train.log").read_text()
+    assert "rooms: 48 impulse responses" in log and "copies of each clip, in rooms" in log

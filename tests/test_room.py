@@ -12,6 +12,7 @@ from edge_audio.frontend import FrontendConfig, LogMel
 from export.augment import AugmentConfig, augment_batch
 from export.room import (
     RoomConfig,
+    db_per_unit,
     generated_rir,
     have_pyroomacoustics,
     kernel_bank,
@@ -51,8 +52,24 @@ def test_a_room_kernel_is_the_same_whatever_scaling_the_frontend_adds():
     rir = generated_rir(FRONTEND.sample_rate, 0.5, np.random.default_rng(0))
     scaled = replace(FRONTEND, offset=110.3, divisor=10.0)
     np.testing.assert_allclose(mel_kernel(rir, scaled), mel_kernel(rir, FRONTEND), atol=1e-4)
-    with pytest.raises(ValueError, match="log is in dB"):
-        mel_kernel(rir, replace(FRONTEND, log="ln"))
+    # EfficientAT's frontend: a natural log, then (x + 4.5) / 5. The same room.
+    natural = replace(FRONTEND, log="ln", log_floor=1e-10, offset=4.5, divisor=5.0)
+    np.testing.assert_allclose(mel_kernel(rir, natural), mel_kernel(rir, FRONTEND), atol=1e-3)
+
+
+def test_features_of_any_frontend_scale_to_decibels():
+    """Augmentation adds dB: features times db_per_unit must move by 10 dB when
+    the sound's power grows tenfold, whatever the frontend's log and scaling."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 0.05, 8000).astype(np.float32)
+    for frontend in (
+        FRONTEND,
+        replace(FRONTEND, offset=110.3, divisor=10.0),
+        replace(FRONTEND, log="ln", log_floor=1e-10, offset=4.5, divisor=5.0),
+    ):
+        logmel = LogMel(frontend)
+        step = (logmel(x * np.sqrt(10.0)) - logmel(x)) * db_per_unit(frontend)
+        assert float(np.median(step)) == pytest.approx(10.0, abs=0.05), frontend.log
 
 
 def test_bad_room_settings_are_clear_errors():
