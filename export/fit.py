@@ -24,6 +24,7 @@ from .data import (
     mean_per_clip,
 )
 from .distributed import World
+from .negatives import NEGATIVE_TRAIN_GROUP
 from .schedule import Schedule, plan_schedule
 
 
@@ -77,6 +78,48 @@ class TrainSettings:
     dynamic_range: float | None
     threads: int
     refit: bool = False
+    # --negatives-per-epoch: windows drawn afresh each epoch from the negatives'
+    # train part (None: every one, every epoch); hours of talk then cost an epoch
+    # no more than the dataset's own clips, and every window is heard over the run
+    negatives_per_epoch: int | None = None
+
+
+@dataclass(frozen=True)
+class NegativeDraw:
+    """The training windows of an epoch: every window of the dataset (and of any
+    mined negatives), plus `per_epoch` drawn from the pool of the negatives'
+    train part; with no cap, everything every epoch."""
+
+    fixed: np.ndarray  # [n, 2] (clip, start) rows trained on every epoch
+    pool: np.ndarray  # [m, 2] rows drawn from
+    per_epoch: int
+
+    @classmethod
+    def of(cls, clips: ClipSet, windows: np.ndarray, settings: TrainSettings) -> NegativeDraw:
+        cap = settings.negatives_per_epoch
+        sampled = np.array(
+            [clips.clips[int(ci)].group == NEGATIVE_TRAIN_GROUP for ci in windows[:, 0]], bool
+        ).reshape(-1)
+        if cap is None or cap >= int(sampled.sum()):
+            return cls(windows, windows[:0], 0)
+        return cls(windows[~sampled], windows[sampled], cap)
+
+    @property
+    def epoch_size(self) -> int:
+        return len(self.fixed) + self.per_epoch
+
+    def class_counts(self, labels: np.ndarray, n_classes: int) -> np.ndarray:
+        """Windows per class in one epoch (what the loss weighting balances)."""
+        counts = np.bincount(labels[self.fixed[:, 0]], minlength=n_classes).astype(float)
+        if self.per_epoch:
+            counts[labels[self.pool[0, 0]]] += self.per_epoch
+        return counts
+
+    def epoch(self, rng: np.random.Generator) -> np.ndarray:
+        if not self.per_epoch:
+            return self.fixed
+        chosen = rng.choice(len(self.pool), size=self.per_epoch, replace=False)
+        return np.concatenate([self.fixed, self.pool[np.sort(chosen)]])
 
 
 @dataclass
@@ -185,10 +228,14 @@ def fit(
     core.dynamic_range = settings.dynamic_range  # type: ignore[assignment]  # read by run_model
     core.to(world.device)
     model = world.wrap(core)
-    train_windows = index_windows(clips, split.train, plan)
     labels = clips.label_ids()
-    train_targets = labels[train_windows[:, 0]]
-    counts = np.bincount(train_targets, minlength=n_classes).astype(float)
+    draw = NegativeDraw.of(clips, index_windows(clips, split.train, plan), settings)
+    if draw.per_epoch:
+        log(
+            f"{title}: {draw.per_epoch:,} of {len(draw.pool):,} training negative windows "
+            "drawn afresh each epoch"
+        )
+    counts = draw.class_counts(labels, n_classes)
     weights = None
     if counts.min() > 0 and counts.max() / counts.min() > 1.5:  # imbalanced: reweight
         weights = torch.tensor(
@@ -199,7 +246,7 @@ def fit(
             "weighting the loss"
         )
     schedule = plan_schedule(
-        len(train_windows),
+        draw.epoch_size,
         settings.batch_size,
         settings.preset_epochs,
         epochs=settings.epochs,
@@ -243,6 +290,7 @@ def fit(
                 "step",
                 world,
             )
+            train_windows = draw.epoch(order_rng)
             order = order_rng.permutation(len(train_windows))
             for step in bar:
                 if step and step % steps_per_pass == 0:  # the next pass of this epoch

@@ -17,7 +17,7 @@ from .data import (
 )
 from .fit import Log, _progress
 from .mining import MiningSettings
-from .negatives import Negatives, group_of
+from .negatives import SHARES, Negatives, group_of
 from .presets import Preset
 
 
@@ -144,6 +144,20 @@ def add_negatives(clips: ClipSet, split: Split, negatives: Negatives) -> tuple[C
         all_clips.extend(extra)
     out = ClipSet(all_clips, clips.labels, clips.skipped)
     return out, replace(split, train=sides["train"], validation=sides["validation"])
+
+
+def cap_validation_negatives(clips: ClipSet, split: Split, per_epoch: int, seed: int) -> Split:
+    """With --negatives-per-epoch, early stopping scores a fixed, seeded subset of
+    the validation negatives, as many against the training draw as the parts' own
+    shares (15 to 70): thousands of windows of talk would otherwise decide the
+    epoch kept, whatever the classes do."""
+    cap = max(1, round(per_epoch * SHARES[1] / SHARES[0]))
+    negatives = [i for i in split.validation if is_validation_negative(clips.clips[i])]
+    if len(negatives) <= cap:
+        return split
+    rng = np.random.default_rng(seed + 929)
+    dropped = set(negatives) - set(rng.choice(negatives, size=cap, replace=False).tolist())
+    return replace(split, validation=[i for i in split.validation if i not in dropped])
 
 
 def is_validation_negative(clip: Clip) -> bool:

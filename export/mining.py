@@ -22,7 +22,7 @@ from edge_audio.errors import AudioFileError, ConfigError
 from edge_audio.windows import WindowPlan, is_silent
 
 from .data import BACKGROUND, Clip, ClipSet, FeatureCache, Split
-from .negatives import group_of
+from .negatives import MINED_GROUP
 
 # The windows scored per call of the model: big enough to keep the CPU busy,
 # small enough that hours of negatives never sit in memory at once.
@@ -180,7 +180,7 @@ def mine_round(
     chosen = hardest(scored, settings.windows, settings.per_file, plan.frames)
     all_clips = list(clips.clips)
     train = list(split.train)
-    group = group_of("train")
+    group = MINED_GROUP  # never drawn away by --negatives-per-epoch
     for window in chosen:
         features = cache.features(window.path)
         clip = Clip(

@@ -124,6 +124,10 @@ def group_of(part: str) -> str:
     return f"{BACKGROUND}negatives-{part}"
 
 
+NEGATIVE_TRAIN_GROUP = group_of("train")  # the windows --negatives-per-epoch draws from
+MINED_GROUP = group_of("mined")  # hard negatives (export/mining.py): trained on every epoch
+
+
 def part_of(path: Path, seed: int = 0, shares: Sequence[float] = SHARES) -> str:
     """The part a file belongs to: a stable hash of its recording and the seed."""
     digest = hashlib.sha256(f"{seed}:{recording_of(path)}".encode()).digest()

@@ -58,6 +58,7 @@ from .material import (
     Material,
     add_background,
     add_negatives,
+    cap_validation_negatives,
     is_validation_negative,
     non_target_speech,
     synthetic_speakers,
@@ -103,6 +104,10 @@ def run_fold(
         )
     if material.negatives:
         combined, split = add_negatives(combined, split, material.negatives)
+        if settings.negatives_per_epoch:
+            split = cap_validation_negatives(
+                combined, split, settings.negatives_per_epoch, settings.seed
+            )
     needed = ("train", "validation", "test") if fold.test_groups else ("train",)
     for side in needed:
         if not getattr(split, side):
@@ -318,6 +323,11 @@ def train_command(args: argparse.Namespace) -> int:
     if args.negatives_per_file < 1:
         raise ConfigError("--negatives-per-file must be at least 1")
     mining_settings(args)  # bad mining options fail before any feature is computed
+    if args.negatives_per_epoch is not None:
+        if args.negatives_per_epoch < 1:
+            raise ConfigError("--negatives-per-epoch must be at least 1")
+        if not args.negatives:
+            raise ConfigError("--negatives-per-epoch draws from --negatives: add --negatives DIR")
     if args.mine_rounds and not args.negatives:
         raise ConfigError(
             "--mine-rounds mines the negatives' train part: add --negatives DIR ... "
@@ -370,6 +380,7 @@ def train_command(args: argparse.Namespace) -> int:
         dynamic_range=None if args.dynamic_range <= 0 else args.dynamic_range,
         threads=args.threads,
         refit=args.refit,
+        negatives_per_epoch=args.negatives_per_epoch,
     )
     from .zoo import ModelSpec, build_model, profile
 
@@ -745,6 +756,16 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         metavar="N",
         help=f"at most N windows from each negative file, spread over it "
         f"(default {WINDOWS_PER_FILE})",
+    )
+    p.add_argument(
+        "--negatives-per-epoch",
+        type=int,
+        metavar="N",
+        help="draw N windows afresh each epoch from the negatives' train part, instead of "
+        "training on every one every epoch: hours of talk then cost an epoch no more than "
+        "N windows, and each window is still heard over the run; early stopping then scores "
+        "a fixed subset of the validation negatives in proportion (default: all of them). "
+        "Mined windows are always trained on",
     )
     defaults = MiningSettings()
     p.add_argument(

@@ -12,7 +12,10 @@ import pytest
 from edge_audio.errors import ConfigError
 from export.card import negatives_sentence
 from export.data import BACKGROUND, Clip, ClipSet, FeatureCache, Split
+from export.fit import NegativeDraw
+from export.material import cap_validation_negatives
 from export.mining import MiningSettings, ScoredWindow, hardest, mine_round, score_files
+from export.negatives import MINED_GROUP, NEGATIVE_TRAIN_GROUP, group_of
 
 from .test_negatives import FRONTEND, PLAN, noise, write_wav
 from .test_train import make_folder_dataset, run_export
@@ -142,6 +145,7 @@ def test_train_with_mining_records_each_round(tmp_path):
         "--model", "vgg", "--size", "tiny", "--epochs", "2", "--quiet", "--no-reverb",
         "--cache", str(tmp_path / "cache"), "--negatives", str(root),
         "--mine-rounds", "2", "--mine-windows", "5", "--mine-weight", "2",
+        "--negatives-per-epoch", "6",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     config = json.loads((out / "config.json").read_text())
@@ -153,6 +157,7 @@ def test_train_with_mining_records_each_round(tmp_path):
     assert all(r["windows_scored"] <= train_files * 13 for r in rounds)
     log = (out / "train.log").read_text()
     assert "mining round 1:" in log and "mining round 2:" in log and "mined 2 epoch" in log
+    assert "6 of " in log and "training negative windows drawn afresh each epoch" in log
 
 
 @pytest.mark.parametrize(
@@ -161,6 +166,8 @@ def test_train_with_mining_records_each_round(tmp_path):
         (["--mine-rounds", "1"], "add --negatives"),
         (["--mine-rounds", "1", "--negatives", "NEG", "--mine-windows", "0"], "--mine-windows"),
         (["--mine-rounds", "1", "--negatives", "NEG", "--backbone", "x"], "does not mine yet"),
+        (["--negatives-per-epoch", "10"], "draws from --negatives"),
+        (["--negatives-per-epoch", "0", "--negatives", "NEG"], "at least 1"),
     ],
 )
 def test_bad_mining_options_are_clear_errors(tmp_path, extra, fragment):
@@ -174,3 +181,51 @@ def test_bad_mining_options_are_clear_errors(tmp_path, extra, fragment):
     )  # fmt: skip
     assert result.returncode == 2, result.stderr
     assert fragment in result.stderr and "Traceback" not in result.stderr
+
+
+def drawn_clips() -> ClipSet:
+    """10 keyword clips, 100 windows of the negatives' train part, 4 mined ones."""
+    frame = np.zeros((98, 40), np.float32)
+    clips = [Clip(frame, "yes", "g", f"k{i}") for i in range(10)]
+    clips += [Clip(frame, BACKGROUND, NEGATIVE_TRAIN_GROUP, f"n{i}") for i in range(100)]
+    clips += [Clip(frame, BACKGROUND, MINED_GROUP, f"m{i}") for i in range(4)]
+    return ClipSet(clips, ["yes", BACKGROUND])
+
+
+def test_each_epoch_draws_fresh_negatives_and_keeps_everything_else():
+    from types import SimpleNamespace
+
+    clips = drawn_clips()
+    windows = np.array([(i, 0) for i in range(len(clips.clips))])
+    draw = NegativeDraw.of(clips, windows, SimpleNamespace(negatives_per_epoch=20))
+    assert draw.epoch_size == 10 + 4 + 20 and len(draw.pool) == 100
+    labels = clips.label_ids()
+    assert draw.class_counts(labels, 2).tolist() == [10, 24]
+    rng = np.random.default_rng(0)
+    epochs = [draw.epoch(rng) for _ in range(15)]
+    seen: set[int] = set()
+    for rows in epochs:
+        chosen = {int(ci) for ci in rows[:, 0]}
+        assert set(range(10)) | set(range(110, 114)) <= chosen  # keywords and mined, always
+        drawn = chosen - set(range(10)) - set(range(110, 114))
+        assert len(drawn) == 20 and drawn <= set(range(10, 110))
+        seen |= drawn
+    assert len(seen) > 90  # over the run nearly every negative is heard
+    assert {int(c) for c in epochs[0][:, 0]} != {int(c) for c in epochs[1][:, 0]}
+    everything = NegativeDraw.of(clips, windows, SimpleNamespace(negatives_per_epoch=None))
+    assert everything.epoch_size == len(windows) and everything.epoch(rng) is everything.fixed
+
+
+def test_validation_negatives_are_capped_in_proportion_and_seeded():
+    frame = np.zeros((98, 40), np.float32)
+    val_group = group_of("validation")
+    clips = [Clip(frame, "yes", "v", f"k{i}") for i in range(5)]
+    clips += [Clip(frame, BACKGROUND, val_group, f"n{i}") for i in range(200)]
+    clipset = ClipSet(clips, ["yes", BACKGROUND])
+    split = Split([], list(range(205)), [], ["t"], ["v"])
+    capped = cap_validation_negatives(clipset, split, per_epoch=70, seed=0)
+    assert set(range(5)) <= set(capped.validation)
+    assert len(capped.validation) == 5 + 15  # 70 drawn a training epoch: 15 validation
+    again = cap_validation_negatives(clipset, split, per_epoch=70, seed=0)
+    assert again.validation == capped.validation  # one subset for every epoch
+    assert cap_validation_negatives(clipset, split, per_epoch=1000, seed=0) == split
