@@ -542,6 +542,8 @@ def resolve_preset(args: argparse.Namespace) -> Preset:
         changes["synth_speakers"] = args.synth_speakers
     if args.window:
         changes["window_s"] = args.window
+    if args.mode:
+        changes["mode"] = args.mode
     if args.hop:
         changes["hop_s"] = args.hop
     if args.n_mels:
@@ -679,6 +681,14 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument("--groups", metavar="PATTERN_OR_CSV", help=GROUPS_HELP)
     p.add_argument("--window", type=float, help="model window in seconds")
     p.add_argument("--hop", type=float, help="segment hop in seconds (long clips)")
+    p.add_argument(
+        "--mode",
+        choices=("keyword", "segments"),
+        help="how a clip becomes training windows: keyword, one window centred on the "
+        "clip's sound (spoken words, wake phrases: a folder of short clips); segments, "
+        "windows every --hop along it (long recordings). Default: the layout's "
+        "(keyword for fsdd and speech-commands, segments otherwise)",
+    )
     p.add_argument("--n-mels", type=int, help="mel bands (default: the layout's preset)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (AdamW)")

@@ -671,7 +671,7 @@ def train_on_backbone(args: argparse.Namespace, preset: Preset, log: Log) -> int
     window_s, hop_s = args.window or window_s, args.hop or hop_s
     from .train import dataset_record, load_dataset, window_plan
 
-    plan = window_plan(frontend, window_s, hop_s, preset.mode)
+    plan = window_plan(frontend, window_s, hop_s, args.mode or preset.mode)
     index, cache, clips = load_dataset(args, frontend, log)
     from .material import synthetic_speakers
 

@@ -480,3 +480,15 @@ def test_every_zoo_model_converts_to_full_integer_tflite(name, tmp_path):
         float_logits = model(torch.from_numpy(windows[:, None])).numpy()
     error = np.abs(np.array(int8_logits) - float_logits).max()
     assert error < 0.25 * np.abs(float_logits).max(), (error, np.abs(float_logits).max())
+
+
+def test_mode_keyword_gives_a_folder_of_words_one_centred_window_a_clip(tmp_path):
+    data = make_folder_dataset(tmp_path / "data", per_class=4)  # 2 s clips
+    out = tmp_path / "run"
+    code = train_tiny(data, out, tmp_path / "cache", "--epochs", "1", "--mode", "keyword")
+    assert code == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["window"]["mode"] == "keyword"
+    segments = tmp_path / "segments"
+    assert train_tiny(data, segments, tmp_path / "cache", "--epochs", "1") == 0
+    assert json.loads((segments / "config.json").read_text())["window"]["mode"] == "segments"

@@ -1,0 +1,52 @@
+"""benchmarks/wakeword.py's own parts: the split, the streams it hears keywords
+in, and noise mixed at the SNR it asks for (the training and the DET curve run
+in the benchmark itself, not in the suite)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from .scripts import load_script
+
+pytestmark = pytest.mark.toolchain
+wakeword = load_script("benchmarks/wakeword.py")
+
+
+@pytest.mark.parametrize("snr_db", [0.0, 10.0, 20.0])
+def test_noise_is_mixed_at_the_snr_asked_for(snr_db):
+    rng = np.random.default_rng(0)
+    rate = 16000
+    speech = np.zeros(rate * 4, np.float32)
+    speech[rate : 3 * rate] = 0.1 * np.sin(2 * np.pi * 300 * np.arange(2 * rate) / rate)
+    noise = rng.normal(0, 0.3, rate * 10).astype(np.float32)
+    mixed = wakeword.mix_at_snr(speech, noise, snr_db, rng)
+    bed = mixed.astype(np.float64) - speech
+    sounding = np.abs(speech) > 1e-4
+    measured = 10 * np.log10(np.mean(speech[sounding] ** 2) / np.mean(bed**2))
+    assert measured == pytest.approx(snr_db, abs=0.1)
+
+
+def test_keywords_sit_between_talk_at_its_level_with_truth_where_they_are():
+    rng = np.random.default_rng(1)
+    rate = 16000
+    keyword = np.sin(2 * np.pi * 900 * np.arange(rate) / rate).astype(np.float32)
+    talk = [rng.normal(0, 0.2, 2 * rate).astype(np.float32) for _ in range(3)]
+    noise = rng.normal(0, 0.01, rate * 30).astype(np.float32)
+    streams = wakeword.keyword_streams([keyword] * 5, talk, noise, "computer", rate, rng, 2)
+    assert [len(s.truth) for s in streams] == [2, 2, 1]
+    for stream in streams:
+        for segment in stream.truth:
+            assert segment.label == "computer" and segment.end - segment.start == 1.0
+            inside = stream.audio[int(segment.start * rate) : int(segment.end * rate)]
+            spectrum = np.abs(np.fft.rfft(inside))
+            assert abs(int(spectrum.argmax()) - 900) <= 2  # the keyword is where truth says
+
+
+def test_the_split_is_by_file_stable_and_near_its_share():
+    files = [Path(f"computer/{i}.opus") for i in range(2000)]
+    held = [wakeword.held_out(f) for f in files]
+    assert held == [wakeword.held_out(f) for f in files]
+    assert sum(held) / len(held) == pytest.approx(wakeword.HELD_OUT_SHARE, abs=0.03)
