@@ -16,6 +16,7 @@ from edge_audio.windows import normalise
 
 from .augment import AugmentConfig, augment_batch, mixup
 from .data import (
+    BACKGROUND,
     ClipSet,
     Split,
     WindowPlan,
@@ -82,6 +83,40 @@ class TrainSettings:
     # train part (None: every one, every epoch); hours of talk then cost an epoch
     # no more than the dataset's own clips, and every window is heard over the run
     negatives_per_epoch: int | None = None
+    # --background-weight: a background window's loss weight against a class
+    # window's (None: classes balanced, background included)
+    background_weight: float | None = None
+
+
+def class_weights(
+    counts: np.ndarray, background: int | None, background_weight: float | None
+) -> np.ndarray | None:
+    """Loss weight per class, or None when the classes are balanced enough.
+
+    Balanced by default: each class weighs as much in the loss whatever its
+    window count. A detector's background is different: with hours of
+    negatives it outnumbers each class twentyfold, and balancing it makes each
+    background window weigh a twentieth of a class window, so the model learns
+    to call anything unsure a class. With `background_weight`, the classes are
+    balanced among themselves (a class window weighs 1 on average) and every
+    background window weighs `background_weight`."""
+    counts = np.asarray(counts, dtype=float)
+    if background_weight is not None and background is not None:
+        return detector_weights(counts, background, background_weight)
+    if counts.min() <= 0 or counts.max() / counts.min() <= 1.5:
+        return None
+    return counts.sum() / (len(counts) * counts)
+
+
+def detector_weights(counts: np.ndarray, background: int, background_weight: float) -> np.ndarray:
+    """The classes balanced among themselves, each background window at its weight."""
+    classes = np.ones(len(counts), bool)
+    classes[background] = False
+    weights = np.zeros(len(counts))
+    present = classes & (counts > 0)
+    weights[present] = counts[present].sum() / (present.sum() * counts[present])
+    weights[background] = background_weight
+    return weights
 
 
 @dataclass(frozen=True)
@@ -236,14 +271,19 @@ def fit(
             "drawn afresh each epoch"
         )
     counts = draw.class_counts(labels, n_classes)
+    background = clips.labels.index(BACKGROUND) if BACKGROUND in clips.labels else None
+    found = class_weights(counts, background, settings.background_weight)
     weights = None
-    if counts.min() > 0 and counts.max() / counts.min() > 1.5:  # imbalanced: reweight
-        weights = torch.tensor(
-            counts.sum() / (n_classes * counts), dtype=torch.float32, device=world.device
-        )
+    if found is not None:
+        weights = torch.tensor(found, dtype=torch.float32, device=world.device)
+        detector = settings.background_weight is not None and background is not None
         log(
-            f"classes are imbalanced ({int(counts.min())} to {int(counts.max())} windows): "
-            "weighting the loss"
+            f"{int(counts.min())} to {int(counts.max())} windows a class: weighting the loss"
+            + (
+                f"; a background window weighs {settings.background_weight:g} x a class window"
+                if detector
+                else " (classes balanced)"
+            )
         )
     schedule = plan_schedule(
         draw.epoch_size,

@@ -323,6 +323,8 @@ def train_command(args: argparse.Namespace) -> int:
     if args.negatives_per_file < 1:
         raise ConfigError("--negatives-per-file must be at least 1")
     mining_settings(args)  # bad mining options fail before any feature is computed
+    if args.background_weight is not None and not args.background_weight > 0:
+        raise ConfigError("--background-weight must be a positive number")
     if args.negatives_per_epoch is not None:
         if args.negatives_per_epoch < 1:
             raise ConfigError("--negatives-per-epoch must be at least 1")
@@ -381,6 +383,7 @@ def train_command(args: argparse.Namespace) -> int:
         threads=args.threads,
         refit=args.refit,
         negatives_per_epoch=args.negatives_per_epoch,
+        background_weight=args.background_weight,
     )
     from .zoo import ModelSpec, build_model, profile
 
@@ -776,6 +779,16 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         "N windows, and each window is still heard over the run; early stopping then scores "
         "a fixed subset of the validation negatives in proportion (default: all of them). "
         "Mined windows are always trained on",
+    )
+    p.add_argument(
+        "--background-weight",
+        type=float,
+        metavar="W",
+        help="a detector's loss: each background window weighs W times a class window "
+        "(the classes balanced among themselves). By default every class, background "
+        "included, weighs the same in total, so with hours of negatives a background "
+        "window weighs a twentieth of a class window and the model calls anything unsure "
+        "a class; 1 or more makes it say 'nothing here' when unsure",
     )
     defaults = MiningSettings()
     p.add_argument(

@@ -168,6 +168,7 @@ def test_train_with_mining_records_each_round(tmp_path):
         (["--mine-rounds", "1", "--negatives", "NEG", "--backbone", "x"], "does not mine yet"),
         (["--negatives-per-epoch", "10"], "draws from --negatives"),
         (["--negatives-per-epoch", "0", "--negatives", "NEG"], "at least 1"),
+        (["--background-weight", "0"], "--background-weight must be a positive number"),
     ],
 )
 def test_bad_mining_options_are_clear_errors(tmp_path, extra, fragment):
@@ -229,3 +230,18 @@ def test_validation_negatives_are_capped_in_proportion_and_seeded():
     again = cap_validation_negatives(clipset, split, per_epoch=70, seed=0)
     assert again.validation == capped.validation  # one subset for every epoch
     assert cap_validation_negatives(clipset, split, per_epoch=1000, seed=0) == split
+
+
+def test_a_background_weight_keeps_the_classes_balanced_and_weighs_background_as_asked():
+    from export.fit import class_weights
+
+    counts = np.array([100.0, 300.0, 4000.0])  # two classes, then the background
+    balanced = class_weights(counts, 2, None)
+    assert balanced is not None
+    np.testing.assert_allclose(balanced * counts, balanced[0] * counts[0])  # same totals
+    assert balanced[2] < balanced[0] / 20  # the background window the model learns to ignore
+    detector = class_weights(counts, 2, 1.0)
+    assert detector is not None and detector[2] == 1.0
+    np.testing.assert_allclose(detector[:2] * counts[:2], [200.0, 200.0])  # balanced, mean 1
+    assert class_weights(np.array([100.0, 110.0]), None, 2.0) is None  # no background: as before
+    assert class_weights(np.array([100.0, 110.0, 120.0]), 2, 0.5)[2] == 0.5
