@@ -24,9 +24,9 @@ from edge_audio.windows import WindowPlan, is_silent
 from .data import BACKGROUND, Clip, ClipSet, FeatureCache, Split
 from .negatives import MINED_GROUP
 
-# The windows scored per call of the model: big enough to keep the CPU busy,
-# small enough that hours of negatives never sit in memory at once.
-SCORE_BATCH = 512
+# The windows scored per call of the model. Measured on dscnn-medium, one thread:
+# 3.5 ms a window in batches of 64, 7.8 in batches of 512 (which outgrow the caches).
+SCORE_BATCH = 64
 
 
 @dataclass(frozen=True, kw_only=True)
