@@ -258,7 +258,12 @@ def main() -> int:
     print("reading the background it never heard ...", flush=True)
     back = background(args.data, rate, args.seed)
     talk = read_all(
-        [f for f in unheard_negative_files(args.data, args.seed) if "talk" in f.parts], rate
+        [
+            f
+            for f in unheard_negative_files(args.data / "negatives", args.seed)
+            if "talk" in f.parts
+        ],
+        rate,
     )
     talk = [t for t in talk if t.size > rate // 2]
     noise = np.concatenate(read_all(find_audio([args.data / "esc50"]), rate))
