@@ -82,8 +82,9 @@ def talk_row(
 ) -> dict[str, Any]:
     """Events on talk streams (files end to end, ten minutes a stream), each traced
     back to the utterance it fell in, so homophones are told apart."""
-    events, labels, homophone_words = 0, Counter(), Counter()
-    on_homophones, seconds = 0, 0.0
+    events, on_homophones, seconds = 0, 0, 0.0
+    labels: Counter[str] = Counter()
+    homophone_words: Counter[str] = Counter()
     pending: list[np.ndarray] = []
     spans: list[tuple[int, Path]] = []  # (first sample, file) of each utterance in the stream
 
@@ -215,13 +216,13 @@ def main() -> int:
                 f"| {name} | {r['hours'] * 60:.1f} min, {r['files']} files | {r['events']} events, "
                 f"{r['per_hour']} per hour; labels {r['labels']} |"
             )
-        talk = rows.get("held_out_talk") if not prefix else None
-        if talk:
+        held: dict[str, Any] | None = rows.get("held_out_talk") if not prefix else None
+        if held:
             print(
-                f"| held-out talk (negatives/talk) | {talk['hours'] * 60:.1f} min, "
-                f"{talk['files']} files | {talk['events']} events, {talk['per_hour']} per hour "
-                f"({talk['on_homophone_utterances']} on utterances with {talk['homophones']}; "
-                f"{talk['per_hour_elsewhere']} per hour elsewhere); labels {talk['labels']} |"
+                f"| held-out talk (negatives/talk) | {held['hours'] * 60:.1f} min, "
+                f"{held['files']} files | {held['events']} events, {held['per_hour']} per hour "
+                f"({held['on_homophone_utterances']} on utterances with {held['homophones']}; "
+                f"{held['per_hour_elsewhere']} per hour elsewhere); labels {held['labels']} |"
             )
             r = rows["held_out_music_and_noise"]
             print(
