@@ -12,7 +12,7 @@ false alarms counted on them stay honest.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -199,6 +199,4 @@ def mine_round(
         chosen[0].score if chosen else 0.0,
         chosen[-1].score if chosen else 0.0,
     )
-    out = ClipSet(all_clips, clips.labels, clips.skipped)
-    return out, Split(train, split.validation, split.test, split.test_groups,
-                      split.validation_groups), report  # fmt: skip
+    return ClipSet(all_clips, clips.labels, clips.skipped), replace(split, train=train), report
