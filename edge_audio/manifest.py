@@ -278,6 +278,9 @@ class TrainingRecord:
     # `train --negatives`: the folders, the seed of the split by recording, and the
     # hours in each part (export/negatives.py); `calibrate` reads its part back.
     negatives: Mapping[str, Any] | None = None
+    # `train --groups`: the pattern or CSV that declared a folder layout's groups,
+    # so the held-out groups can be found again (calibrate, threshold, robustness)
+    groups_option: str | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrainingRecord:
@@ -302,6 +305,7 @@ class TrainingRecord:
             data.get("cross_validation"),
             digest,
             data.get("negatives"),
+            data.get("groups_option"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -318,7 +322,10 @@ class TrainingRecord:
             "final_fit": self.final_fit,
             "cross_validation": self.cross_validation,
             "files_digest": None if self.files_digest is None else self.files_digest.to_dict(),
-        } | ({"negatives": dict(self.negatives)} if self.negatives else {})
+        } | (
+            ({"negatives": dict(self.negatives)} if self.negatives else {})
+            | ({"groups_option": self.groups_option} if self.groups_option else {})
+        )
 
 
 @dataclass(frozen=True)

@@ -154,6 +154,7 @@ def write_manifest(
             cross_validation=cv_estimate(run),
             files_digest=digest,
             negatives=dict(config.negatives) if config.negatives else None,
+            groups_option=dataset.groups_option,
         ),
         calibration_windows=calibration,
         verification=Verification(test_groups, FP32_AGREEMENT, INT8_MAX_DROP, tuple(overridden)),

@@ -152,7 +152,12 @@ def tally(rate: int, found: Iterable[tuple[Stream, list[dict[str, Any]]]]) -> Ev
 def held_out_clips(
     bundle: Bundle, data: Path, layout: str, groups: list[str]
 ) -> list[tuple[np.ndarray, str]]:
-    index = scan(data, layout)
+    """The clips of the held-out groups, found as training found them: a folder
+    layout's groups come from the --groups it was trained with (the manifest
+    keeps it), or every file would be its own group and none would match."""
+    training = bundle.manifest.training
+    declared = training.groups_option if training and layout == training.layout else None
+    index = scan(data, layout, groups=declared)
     records = [r for r in index.records if r.group in groups and r.label in bundle.labels]
     if not records:
         raise DatasetError(f"{data}: no clips of the held-out groups {', '.join(groups)}")

@@ -243,3 +243,35 @@ def test_robustness_report_has_one_cell_per_room_and_counts_false_alarms(tmp_pat
     card = (bundle_copy / "card.md").read_text()
     assert len(written["cells"]) == 15 and "## Robustness" in card
     assert "Measured by `python -m export robustness " in card  # to be run again
+
+
+def test_a_folder_run_with_declared_groups_calibrates(tmp_path):
+    """A folder layout's groups come from --groups: the held-out clips must be found
+    through the pattern the run was trained with (before, calibrate ended with
+    'no clips of the held-out groups', since each file was its own group)."""
+    from .test_train import make_folder_dataset
+    from .trainrun import train_tiny
+
+    data = make_folder_dataset(tmp_path / "data", per_class=6)
+    for path in sorted(data.rglob("*.wav")):  # hi3.wav -> s1_hi3.wav: three speakers
+        path.rename(path.with_name(f"s{int(path.stem[-1]) % 3}_{path.name}"))
+    negatives = negatives_folder(tmp_path / "neg", files=4)
+    run, bundle = tmp_path / "run", tmp_path / "bundle"
+    pattern = "{label}/{group}_*.wav"
+    code = train_tiny(
+        data, run, tmp_path / "cache", "--groups", pattern, "--holdout-group", "s2",
+        "--val-group", "s1", "--negatives", str(negatives), "--epochs", "2", "--no-reverb",
+    )  # fmt: skip
+    assert code == 0
+    result = run_export(
+        "quantize", str(run), "--out", str(bundle), "--allow-regression", "--calibration", "16",
+        "--cache", str(tmp_path / "cache"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert load_bundle(bundle).manifest.training.groups_option == pattern
+    result = run_export(
+        "calibrate", str(bundle), "--data", str(data), "--layout", "folder", "--clips", "4",
+        "--quiet",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert load_bundle(bundle).manifest.stream.chosen_on["events"] > 0
