@@ -801,27 +801,15 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         "and the highest-scoring ones (the false alarms it would raise) join the background, "
         f"weighted, before it fits again (default {defaults.rounds}; each round costs one fit)",
     )
-    p.add_argument(
-        "--mine-windows",
-        type=int,
-        default=defaults.windows,
-        metavar="K",
-        help=f"windows a mining round adds (default {defaults.windows})",
-    )
-    p.add_argument(
-        "--mine-weight",
-        type=int,
-        default=defaults.weight,
-        metavar="W",
-        help=f"times each mined window is trained on per epoch (default {defaults.weight})",
-    )
-    p.add_argument(
-        "--mine-per-file",
-        type=int,
-        default=defaults.per_file,
-        metavar="M",
-        help=f"at most M mined windows from one recording a round (default {defaults.per_file})",
-    )
+    for flag, name, metavar, text in (
+        ("--mine-windows", "windows", "K", "windows a mining round adds"),
+        ("--mine-weight", "weight", "W", "times each mined window is trained on per epoch"),
+        ("--mine-per-file", "per_file", "M", "at most M mined windows from one recording a round"),
+    ):
+        default = getattr(defaults, name)
+        p.add_argument(
+            flag, type=int, default=default, metavar=metavar, help=f"{text} (default {default})"
+        )
     p.add_argument("--noise", type=Path, help="folder of noise WAVs for augmentation/background")
     p.add_argument(
         "--speaker-copies",

@@ -159,8 +159,14 @@ def test_flac_reads_through_soundfile(tmp_path):
     assert rate == 16000 and samples.size == 1600
 
 
-def test_flac_without_soundfile_says_what_to_install(tmp_path, monkeypatch):
-    (tmp_path / "x.flac").write_bytes(b"fLaC\x00\x00\x00\x22" + b"\x00" * 40)
+@pytest.mark.parametrize(
+    "name, head, kind",
+    [("x.flac", b"fLaC\x00\x00\x00\x22", "FLAC"), ("x.opus", b"OggS\x00\x02", "Ogg")],
+)
+def test_compressed_audio_without_soundfile_says_what_to_install(
+    tmp_path, monkeypatch, name, head, kind
+):
+    (tmp_path / name).write_bytes(head + b"\x00" * 40)
     real_import = builtins.__import__
 
     def no_soundfile(name, *args, **kwargs):
@@ -169,8 +175,10 @@ def test_flac_without_soundfile_says_what_to_install(tmp_path, monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_soundfile)
-    with pytest.raises(AudioFileError, match=r"FLAC audio needs the soundfile package"):
-        load_audio(tmp_path / "x.flac")
+    with pytest.raises(AudioFileError, match=rf"{kind} audio needs the soundfile package"):
+        load_audio(tmp_path / name)
+    with pytest.raises(AudioFileError, match=r"pip install 'edge-audio\[formats\]'"):
+        load_audio(tmp_path / name)
 
 
 def test_corrupt_flac_with_soundfile_is_a_clear_error(tmp_path):

@@ -1,11 +1,11 @@
 """Ogg Opus (the format of ../shared/data/negatives) read by every command that
 reads audio: scan, evaluate, listen --simulate here (device side, both lanes);
 train --negatives and calibrate in test_negatives.py (the toolchain). Each
-Opus file is made by the test from WAV, through soundfile (the formats extra)."""
+Opus file is made by the test from WAV, through soundfile (the formats extra);
+test_audio.py shows the error when soundfile is missing."""
 
 from __future__ import annotations
 
-import builtins
 import json
 from pathlib import Path
 
@@ -15,7 +15,6 @@ import pytest
 from edge_audio.audio import load_audio, read_wav
 from edge_audio.cli import main as cli_main
 from edge_audio.datasets import scan
-from edge_audio.errors import AudioFileError
 from edge_audio.shipped import demo_recording
 
 from .conftest import shared_dataset
@@ -49,20 +48,6 @@ def test_an_opus_file_reads_like_any_other(tmp_path):
     assert got == rate and samples.size == rate
     spectrum = np.abs(np.fft.rfft(samples))
     assert abs(int(spectrum.argmax()) - 440) <= 1
-
-
-def test_opus_without_the_decoder_names_the_formats_extra(tmp_path, monkeypatch):
-    path = write_opus(tmp_path / "a.opus", np.full(1600, 0.1, np.float32), 16000)
-    real_import = builtins.__import__
-
-    def no_soundfile(name, *args, **kwargs):
-        if name == "soundfile":
-            raise ImportError("blocked for the test")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_soundfile)
-    with pytest.raises(AudioFileError, match=r"edge-audio\[formats\]"):
-        load_audio(path)
 
 
 def test_scan_finds_opus_clips(tmp_path, capsys):
