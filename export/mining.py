@@ -181,10 +181,12 @@ def mine_round(
     all_clips = list(clips.clips)
     train = list(split.train)
     group = MINED_GROUP  # never drawn away by --negatives-per-epoch
+    read: dict[Path, np.ndarray] = {}  # up to per_file windows come from one file
     for window in chosen:
-        features = cache.features(window.path)
+        if window.path not in read:
+            read[window.path] = cache.features(window.path)
         clip = Clip(
-            plan.cut(features, window.start),
+            plan.cut(read[window.path], window.start),
             BACKGROUND,
             group,
             f"{window.path}@{window.start}#mined{number}",
