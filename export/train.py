@@ -340,6 +340,15 @@ def train_command(args: argparse.Namespace) -> int:
             "--mine-rounds trains a CNN from scratch again after each round; a head on "
             "--backbone does not mine yet"
         )
+    for given, flag in (
+        (args.negatives_per_epoch, "--negatives-per-epoch"),
+        (args.background_weight, "--background-weight"),
+    ):
+        if given is not None and args.backbone:
+            raise ConfigError(
+                f"{flag} shapes the fit of a CNN trained from scratch; not with --backbone "
+                "(there --negatives-per-file chooses how much of the negatives a head hears)"
+            )
     if args.backbone:
         from .transfer import train_on_backbone
 

@@ -169,6 +169,14 @@ def test_train_with_mining_records_each_round(tmp_path):
         (["--negatives-per-epoch", "10"], "draws from --negatives"),
         (["--negatives-per-epoch", "0", "--negatives", "NEG"], "at least 1"),
         (["--background-weight", "0"], "--background-weight must be a positive number"),
+        (
+            ["--negatives", "NEG", "--negatives-per-epoch", "5", "--backbone", "x"],
+            "not with --backbone",
+        ),
+        (
+            ["--negatives", "NEG", "--background-weight", "1", "--backbone", "x"],
+            "not with --backbone",
+        ),
     ],
 )
 def test_bad_mining_options_are_clear_errors(tmp_path, extra, fragment):
