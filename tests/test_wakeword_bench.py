@@ -17,11 +17,19 @@ pytestmark = pytest.mark.toolchain
 wakeword = load_script("benchmarks/wakeword.py")
 
 
-def test_noise_is_mixed_at_the_benchmarks_snr_against_the_keywords():
-    rng = np.random.default_rng(0)
+def keyword_and_talk(
+    seed: int,
+) -> tuple[np.random.Generator, int, np.ndarray, list[np.ndarray]]:
+    """A 1 s 900 Hz 'keyword' and three 2 s utterances of 'talk' (noise) at 16 kHz."""
+    rng = np.random.default_rng(seed)
     rate = 16000
     keyword = np.sin(2 * np.pi * 900 * np.arange(rate) / rate).astype(np.float32)
     talk = [rng.normal(0, 0.2, 2 * rate).astype(np.float32) for _ in range(3)]
+    return rng, rate, keyword, talk
+
+
+def test_noise_is_mixed_at_the_benchmarks_snr_against_the_keywords():
+    rng, rate, keyword, talk = keyword_and_talk(0)
     clean = wakeword.keyword_speech([keyword] * 4, talk, "computer", rate, rng, 2)
     noise = rng.normal(0, 0.3, rate * 30).astype(np.float32)
     for before, after in zip(clean, wakeword.in_noise(clean, noise, rate, rng), strict=True):
@@ -32,10 +40,7 @@ def test_noise_is_mixed_at_the_benchmarks_snr_against_the_keywords():
 
 
 def test_keywords_sit_between_talk_at_its_level_with_truth_where_they_are():
-    rng = np.random.default_rng(1)
-    rate = 16000
-    keyword = np.sin(2 * np.pi * 900 * np.arange(rate) / rate).astype(np.float32)
-    talk = [rng.normal(0, 0.2, 2 * rate).astype(np.float32) for _ in range(3)]
+    rng, rate, keyword, talk = keyword_and_talk(1)
     streams = wakeword.keyword_speech([keyword] * 5, talk, "computer", rate, rng, 2)
     assert [len(s.truth) for s in streams] == [2, 2, 1]
     for stream in streams:
